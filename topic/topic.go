@@ -1,0 +1,193 @@
+// Package topic owns every MQTT and MQTT-SN topic string of MeterLink.
+//
+// It holds the registry ([All]) that topics.md documents and that the broker's ACL and the
+// pda-bridge's allow-list are built from, plus builders and parsers for each topic. Nothing
+// else in MeterLink builds a topic string by hand.
+package topic
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Role is the kind of client a topic's publisher or subscriber is.
+type Role string
+
+// The roles of MeterLink's clients. A role decides what a client may publish and subscribe to.
+const (
+	RoleTerminal Role = "terminal" // collection terminal, on the radio (MQTT-SN)
+	RoleHandheld Role = "handheld" // handheld, on the PDA's local listener
+	RoleBridge   Role = "bridge"   // the pda-bridge's own client on its local listener
+	RolePDA      Role = "pda"      // the pda-bridge upstream, on the ops broker: its own topics only
+	RoleOps      Role = "ops"      // ops consumers and publishers
+	RoleViewer   Role = "viewer"   // dashboards: read-only ops events
+)
+
+// Layer is the link a topic travels on.
+type Layer string
+
+// The links of the chain, from the meter side up.
+const (
+	LayerRadio    Layer = "radio"    // MQTT-SN between terminals and the handheld's gateway
+	LayerLocal    Layer = "local"    // MQTT between the handheld and the PDA's local listener
+	LayerUpstream Layer = "upstream" // MQTT between the PDA and ops, through the ops broker
+	LayerOps      Layer = "ops"      // MQTT events that ops publishes for dashboards
+)
+
+// Spec describes one topic of the contract.
+type Spec struct {
+	Name         string // short stable name, e.g. "radio-readings"
+	Pattern      string // topic with {placeholders}, e.g. "t/{terminal}/rd"
+	Layer        Layer
+	Publisher    Role
+	Subscribers  []Role
+	QoS          byte
+	Retained     bool
+	Payload      string // wire type carried, e.g. "wire.Batch (JSON)"
+	PredefinedID uint16 // MQTT-SN predefined topic id (radio only), 0 if none
+	Doc          string // one sentence: what flows here and why
+	Example      string // example payload
+}
+
+// Placeholder values that name the client itself: a client of that role may only use topics
+// where this placeholder equals its own id.
+var selfPlaceholder = map[Role]string{
+	RolePDA:      "pda",
+	RoleHandheld: "hh",
+	RoleTerminal: "terminal",
+}
+
+// The MQTT-SN predefined topic ids. Each is per client: id 1 on terminal T means t/T/rd.
+const (
+	PredefReadings = 1
+	PredefFrozen   = 2
+	PredefEvents   = 3
+	PredefCommands = 4
+	PredefCmdAcks  = 5
+)
+
+// Record kinds carried on the handheld's up/records topic are listed in the wire package.
+
+// All returns the registry: every topic MeterLink uses, in documentation order.
+func All() []Spec {
+	return append([]Spec(nil), registry...)
+}
+
+var registry = []Spec{
+	{
+		Name: "radio-readings", Pattern: "t/{terminal}/rd", Layer: LayerRadio,
+		Publisher: RoleTerminal, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "wire.Record, radio binary encoding (wire.MarshalRadio)", PredefinedID: PredefReadings,
+		Doc:     "A terminal's reading of all its channels; deleted from the terminal only after the PUBACK.",
+		Example: "01 01 2a ... (kind 1 = reading, seq 42, channels)",
+	},
+	{
+		Name: "radio-frozen", Pattern: "t/{terminal}/fz", Layer: LayerRadio,
+		Publisher: RoleTerminal, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "wire.Record kind frozen, radio binary encoding", PredefinedID: PredefFrozen,
+		Doc:     "A daily frozen record of all channels, keyed (meter, freeze date).",
+		Example: "01 02 2b ... (kind 2 = frozen)",
+	},
+	{
+		Name: "radio-events", Pattern: "t/{terminal}/ev", Layer: LayerRadio,
+		Publisher: RoleTerminal, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "wire.Record kind event, radio binary encoding", PredefinedID: PredefEvents,
+		Doc:     "A terminal event (power loss, clock set, reading backwards, meter silent, counter wrap).",
+		Example: "01 03 2c ... (kind 3 = event)",
+	},
+	{
+		Name: "radio-commands", Pattern: "t/{terminal}/cmd", Layer: LayerRadio,
+		Publisher: RoleHandheld, Subscribers: []Role{RoleTerminal}, QoS: 1,
+		Payload: "wire.Command (JSON)", PredefinedID: PredefCommands,
+		Doc:     "A command for one terminal from the handheld; buffered by the gateway while the terminal sleeps.",
+		Example: `{"v":1,"id":"c-1","terminal":"T0001","op":"collect"}`,
+	},
+	{
+		Name: "radio-cmd-acks", Pattern: "t/{terminal}/ack", Layer: LayerRadio,
+		Publisher: RoleTerminal, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "wire.CommandAck (JSON)", PredefinedID: PredefCmdAcks,
+		Doc:     "The terminal's answer to a command, with a result code.",
+		Example: `{"v":1,"id":"c-1","terminal":"T0001","code":0}`,
+	},
+	{
+		Name: "hh-records", Pattern: "meterlink/v1/hh/{hh}/up/records", Layer: LayerLocal,
+		Publisher: RoleHandheld, Subscribers: []Role{RoleBridge}, QoS: 1,
+		Payload: "wire.Batch (JSON)",
+		Doc:     "A batch of records from the handheld's outbox; they stay there until ops acknowledges them.",
+		Example: `{"v":1,"id":"H01-1","handheld":"H01","records":[{"terminal":"T0001","seq":1,"kind":"reading","ts_ms":1700000000000,"channels":[{"ch":1,"meter":"M000101","pulses":3200,"energy_wh":1001000,"constant":3200,"multiplier":1}]}]}`,
+	},
+	{
+		Name: "hh-ack", Pattern: "meterlink/v1/hh/{hh}/down/ack", Layer: LayerLocal,
+		Publisher: RoleBridge, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "wire.Ack (JSON)",
+		Doc:     "Ops' end-to-end acknowledgement of records, relayed by the PDA; the handheld then deletes them.",
+		Example: `{"v":1,"id":"H01-1","records":[{"terminal":"T0001","seq":1}]}`,
+	},
+	{
+		Name: "pda-hs-up", Pattern: "meterlink/v1/pda/{pda}/hs/up", Layer: LayerUpstream,
+		Publisher: RolePDA, Subscribers: []Role{RoleOps}, QoS: 1,
+		Payload: "SECLINK/1 HS_INIT frame (binary, security.md)",
+		Doc:     "The PDA's handshake message; reserved for the secure channel.",
+		Example: "01 01 01 01 ... (136 bytes)",
+	},
+	{
+		Name: "pda-hs-down", Pattern: "meterlink/v1/pda/{pda}/hs/down", Layer: LayerUpstream,
+		Publisher: RoleOps, Subscribers: []Role{RolePDA}, QoS: 1,
+		Payload: "SECLINK/1 HS_RESP frame (binary, security.md)",
+		Doc:     "Ops' handshake answer; reserved for the secure channel.",
+		Example: "01 02 01 01 ... (76 bytes)",
+	},
+	{
+		Name: "pda-up", Pattern: "meterlink/v1/pda/{pda}/up", Layer: LayerUpstream,
+		Publisher: RolePDA, Subscribers: []Role{RoleOps}, QoS: 1,
+		Payload: "wire.Envelope (JSON) carrying a wire.Batch, tagged with the PDA's identifier",
+		Doc:     "Records from the field; ops drops any envelope whose identifier tag does not verify.",
+		Example: `{"v":1,"pda":"P01","kind":"batch","id":"H01-1","body":{"v":1,"id":"H01-1","handheld":"H01","records":[]},"tag":"q8Vt..."}`,
+	},
+	{
+		Name: "pda-down", Pattern: "meterlink/v1/pda/{pda}/down", Layer: LayerUpstream,
+		Publisher: RoleOps, Subscribers: []Role{RolePDA}, QoS: 1,
+		Payload: "wire.Envelope (JSON) carrying a wire.Ack, tagged with the PDA's identifier",
+		Doc:     "Acknowledgements (and later commands and answers) from ops to one PDA.",
+		Example: `{"v":1,"pda":"P01","kind":"ack","id":"H01-1","body":{"v":1,"id":"H01-1","records":[{"terminal":"T0001","seq":1}]},"tag":"Zx1..."}`,
+	},
+	{
+		Name: "ops-readings", Pattern: "meterlink/v1/ops/readings/{district}/{terminal}", Layer: LayerOps,
+		Publisher: RoleOps, Subscribers: []Role{RoleViewer}, QoS: 0,
+		Payload: "wire.ReadingEvent (JSON)",
+		Doc:     "A reading ops has stored, once, for dashboards.",
+		Example: `{"v":1,"district":"D01","terminal":"T0001","seq":1,"ts_ms":1700000000000,"channels":[{"ch":1,"meter":"M000101","pulses":3200,"energy_wh":1001000,"constant":3200,"multiplier":1}]}`,
+	},
+	{
+		Name: "ops-status", Pattern: "meterlink/v1/ops/status/{part}", Layer: LayerOps,
+		Publisher: RoleOps, Subscribers: []Role{RoleViewer}, QoS: 1, Retained: true,
+		Payload: "wire.Status (JSON)",
+		Doc:     "Liveness of an ops process: retained, so a new dashboard sees it at once.",
+		Example: `{"v":1,"part":"ops","state":"up","ts_ms":1700000000000}`,
+	},
+}
+
+func init() {
+	// Programmer errors in the registry are found at start-up (style.md §6).
+	seen := map[string]bool{}
+	for _, s := range registry {
+		if seen[s.Name] || seen[s.Pattern] {
+			panic(fmt.Sprintf("topic: duplicate registry entry %q", s.Name))
+		}
+		seen[s.Name], seen[s.Pattern] = true, true
+		if _, err := levels(s.Pattern); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// levels splits a pattern into levels and checks that placeholders fill whole levels.
+func levels(pattern string) ([]string, error) {
+	parts := strings.Split(pattern, "/")
+	for _, p := range parts {
+		if strings.ContainsAny(p, "{}") && !(strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}")) {
+			return nil, fmt.Errorf("topic: placeholder must fill a level in %q", pattern)
+		}
+	}
+	return parts, nil
+}
