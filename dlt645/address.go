@@ -88,15 +88,18 @@ func (a Address) IsBroadcast() bool { return a == BroadcastAddress() }
 func (a Address) IsWildcard() bool { return a == WildcardAddress() }
 
 // Matches reports whether a request sent to a reaches the meter with
-// address meter. Bytes of a that are 0xAA match any byte, which covers both
-// the full wildcard and short addressing (缩位寻址). The broadcast address
-// matches every meter.
+// address meter. Nibbles of a that are 0xA match any digit, which covers
+// both the full wildcard and short addressing (缩位寻址, "AAAAAAAAA123").
+// The broadcast address matches every meter.
 func (a Address) Matches(meter Address) bool {
 	if a.IsBroadcast() {
 		return true
 	}
 	for i := range a {
-		if a[i] != 0xAA && a[i] != meter[i] {
+		if a[i]>>4 != 0xA && a[i]>>4 != meter[i]>>4 {
+			return false
+		}
+		if a[i]&0x0F != 0xA && a[i]&0x0F != meter[i]&0x0F {
 			return false
 		}
 	}

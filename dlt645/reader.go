@@ -79,19 +79,16 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	atEOF := false
 	for {
 		skip, n := scan(r.buf, atEOF)
-		r.drop(skip)
 		if n > 0 {
+			r.drop(skip)
 			f := decodeFrame(r.buf[:n])
 			r.buf = append(r.buf[:0], r.buf[n:]...)
 			return f, nil
 		}
 		if atEOF {
-			if len(r.buf) > 0 {
-				r.drop(len(r.buf))
-				return Frame{}, io.ErrUnexpectedEOF
-			}
-			return Frame{}, io.EOF
+			return Frame{}, r.finish()
 		}
+		r.drop(skip)
 		m, err := r.r.Read(r.tmp[:])
 		r.buf = append(r.buf, r.tmp[:m]...)
 		switch {
@@ -101,6 +98,18 @@ func (r *Reader) ReadFrame() (Frame, error) {
 			return Frame{}, err
 		}
 	}
+}
+
+// finish drops what is left at the end of the stream and tells whether
+// it ended inside a frame.
+func (r *Reader) finish() error {
+	skip, _ := scan(r.buf, false)
+	truncated := skip < len(r.buf)
+	r.drop(len(r.buf))
+	if truncated {
+		return io.ErrUnexpectedEOF
+	}
+	return io.EOF
 }
 
 // drop discards the first k buffered bytes, counting those that are not

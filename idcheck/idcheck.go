@@ -11,6 +11,7 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -59,4 +60,18 @@ func Tag(key []byte, pda, topic, kind, id string, body []byte) []byte {
 // Verify reports, in constant time, whether tag is the right tag for the message.
 func Verify(key []byte, pda, topic, kind, id string, body, tag []byte) bool {
 	return hmac.Equal(tag, Tag(key, pda, topic, kind, id, body))
+}
+
+// BrokerPassword derives the PDA's MQTT password from its SID, as security.md §5 derives
+// mqtt_pw: base64url(HKDF-Expand(SID, "seclink/1 mqtt-pw|" ‖ pda_id, 24)). The broker keeps
+// only what it needs to check it; the SID itself never travels.
+func BrokerPassword(sid []byte, pda string) (string, error) {
+	if len(sid) != SIDSize {
+		return "", ErrBadSID
+	}
+	k, err := hkdf.Expand(sha256.New, sid, "seclink/1 mqtt-pw|"+pda, 24)
+	if err != nil {
+		return "", fmt.Errorf("derive broker password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(k), nil
 }

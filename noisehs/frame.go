@@ -48,17 +48,21 @@ type Suite byte
 // Suites (§4, §13). Only SuiteIKpsk2 is implemented; the others are reserved
 // and parse as [ErrSuite].
 const (
-	SuiteIKpsk2  Suite = 0x01 // Noise_IKpsk2_25519_ChaChaPoly_SHA256 (v1)
-	SuiteHybrid  Suite = 0x02 // X25519 + ML-KEM-768 (phase 2)
-	SuiteP256    Suite = 0x03 // P-256 (reserved)
-	SuiteGM      Suite = 0x81 // SM2/SM3/SM4 (reserved)
-	headerLen          = 4
-	hsInitFixed        = headerLen + 4 + 32 + 48 // up to payload1
-	hsRespFixed        = headerLen + 4 + 4 + 32  // up to payload2
-	dataFixed          = headerLen + 4 + 8       // up to ciphertext
-	tagLen             = 16
-	payload1Fixed      = 32
-	payload2Fixed      = 16
+	SuiteIKpsk2 Suite = 0x01 // Noise_IKpsk2_25519_ChaChaPoly_SHA256 (v1)
+	SuiteHybrid Suite = 0x02 // X25519 + ML-KEM-768 (phase 2)
+	SuiteP256   Suite = 0x03 // P-256 (reserved)
+	SuiteGM     Suite = 0x81 // SM2/SM3/SM4 (reserved)
+)
+
+// Layout sizes.
+const (
+	headerLen     = 4
+	hsInitFixed   = headerLen + 4 + 32 + 48 // up to payload1
+	hsRespFixed   = headerLen + 4 + 4 + 32  // up to payload2
+	dataFixed     = headerLen + 4 + 8       // up to ciphertext
+	tagLen        = 16
+	payload1Fixed = 32
+	payload2Fixed = 16
 )
 
 // Frame sizes without TLVs in suite 0x01.

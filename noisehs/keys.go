@@ -170,3 +170,7 @@ func expand(prk []byte, info string, n int) []byte {
 	}
 	return out
 }
+
+// randReader is the default randomness source. crypto/rand honours
+// testing/cryptotest.SetGlobalRandom, which golden tests use.
+func randReader() io.Reader { return rand.Reader }

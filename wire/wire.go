@@ -200,7 +200,8 @@ func (b Batch) Validate() error {
 // Ack is ops' end-to-end acknowledgement: the records it holds now (stored, or already held).
 type Ack struct {
 	V        int         `json:"v"`
-	ID       string      `json:"id"` // the batch acknowledged
+	ID       string      `json:"id"`                 // the batch acknowledged
+	Handheld HandheldID  `json:"handheld,omitempty"` // the batch's handheld, so the PDA can relay the ack
 	Records  []RecordKey `json:"records"`
 	Rejected []Rejection `json:"rejected,omitempty"`
 }

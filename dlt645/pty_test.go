@@ -1,0 +1,102 @@
+//go:build linux
+
+package dlt645
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func waitFor(t testing.TB, within time.Duration, cond func() error) {
+	t.Helper()
+	end := time.Now().Add(within)
+	for err := cond(); err != nil; err = cond() {
+		if time.Now().After(end) {
+			t.Fatalf("still failing after %v: %v", within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ptyPair starts socat as a null modem and opens both ends. Cleanup
+// closes the ends and then kills socat.
+func ptyPair(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	socat, err := exec.LookPath("socat")
+	if err != nil {
+		t.Skip("socat not on PATH; install it (apt-get install -y socat) to run the pty test")
+	}
+	dir := t.TempDir()
+	pa, pb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	cmd := exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+pa, "pty,raw,echo=0,link="+pb)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start socat: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	waitFor(t, 5*time.Second, func() error {
+		for _, p := range []string{pa, pb} {
+			if _, err := os.Stat(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	open := func(p string) *os.File {
+		f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOCTTY, 0)
+		if err != nil {
+			t.Fatalf("open %s: %v", p, err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	return open(pa), open(pb)
+}
+
+func TestClientMeterOverPTY(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pty test skipped under -short")
+	}
+	master, slave := ptyPair(t)
+	m := NewMeter(addrP, MeterOptions{Preamble: 4})
+	m.SetEnergy(226)
+	m.SetVoltage(2248, 2200, 2200)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- m.Serve(ctx, slave) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	c := NewClient(master, ClientOptions{Timeout: 2 * time.Second})
+	if got, err := c.ReadAddress(ctx); err != nil || got != addrP {
+		t.Errorf("ReadAddress = %s, %v, want %s", got, err, addrP)
+	}
+	if got, err := c.ReadEnergy(ctx, addrP); err != nil || got != 226 {
+		t.Errorf("ReadEnergy = %d, %v, want 226", got, err)
+	}
+	for range 20 {
+		m.AddEnergy(1, 0)
+		if _, err := c.ReadValue(ctx, addrP, DIVoltageA); err != nil {
+			t.Fatalf("ReadValue: %v", err)
+		}
+	}
+	if got, err := c.ReadEnergy(ctx, addrP); err != nil || got != 246 {
+		t.Errorf("ReadEnergy = %d, %v, want 246", got, err)
+	}
+	if _, err := c.Read(ctx, addrP, 0x04000C01); !errors.Is(err, ErrNoData) {
+		t.Errorf("Read(unknown DI) error = %v, want ErrNoData", err)
+	}
+}

@@ -1,0 +1,365 @@
+// Package handheld is the meter reader's handheld: it hosts the MQTT-SN gateway that the
+// terminals talk to, keeps every record it receives in a buntdb outbox, and reports the
+// records to ops through the PDA's local listener, deleting each only when ops has
+// acknowledged it end to end. It also sends commands to terminals and waits for their answers.
+//
+// Topics (package topic): on the radio it receives radio-readings, radio-frozen, radio-events
+// and radio-cmd-acks and sends radio-commands; on the PDA listener it publishes hh-records
+// and subscribes to hh-ack. Stores (buntdb): the outbox of records.
+package handheld
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/meterlink/meterlink/bus"
+	"github.com/meterlink/meterlink/mqttsn"
+	"github.com/meterlink/meterlink/topic"
+	"github.com/meterlink/meterlink/wire"
+)
+
+// ErrCommandTimeout is returned when a terminal does not answer a command in time.
+var ErrCommandTimeout = errors.New("terminal did not answer the command in time")
+
+// Handheld is a running handheld.
+type Handheld struct {
+	cfg  Config
+	log  *slog.Logger
+	box  *outbox
+	conn net.PacketConn
+	gw   *mqttsn.Gateway
+	pda  *bus.Client
+
+	kick chan struct{}
+
+	mu       sync.Mutex
+	inflight map[wire.RecordKey]time.Time // sent upstream, not yet acknowledged
+	waiters  map[string]chan wire.CommandAck
+	batchSeq uint64
+	stats    Stats
+
+	closeOnce sync.Once
+}
+
+// Stats counts what the handheld did since it started.
+type Stats struct {
+	Received   int // records received from terminals and stored
+	Duplicates int // records a terminal sent again, already held
+	Rejected   int // radio payloads that could not be decoded
+	Uploaded   int // records ops acknowledged
+	Batches    int // batches sent upstream
+}
+
+// New opens the outbox and binds the gateway's UDP socket.
+func New(cfg Config, log *slog.Logger) (*Handheld, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log = log.With("handheld_id", cfg.ID)
+	box, err := openOutbox(cfg.StorePath)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.ListenPacket("udp", cfg.MQTTSNAddr)
+	if err != nil {
+		box.close()
+		return nil, fmt.Errorf("listen for MQTT-SN on udp %s: %w", cfg.MQTTSNAddr, err)
+	}
+	h := &Handheld{
+		cfg: cfg, log: log, box: box, conn: conn, kick: make(chan struct{}, 1),
+		inflight: map[wire.RecordKey]time.Time{}, waiters: map[string]chan wire.CommandAck{},
+		batchSeq: uint64(time.Now().UnixNano()),
+	}
+	h.gw, err = mqttsn.NewGateway(conn, mqttsn.GatewayConfig{
+		GatewayID:     1,
+		Predefined:    predefinedIDs,
+		OnPublish:     h.onRadio,
+		RetryInterval: cfg.Retry,
+		Logger:        log.With("component", "mqttsn-gateway"),
+	})
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	h.pda, err = bus.New(bus.Config{
+		URL: cfg.PDAURL, ClientID: cfg.ID, Username: cfg.ID,
+		Password: func() string { return cfg.Key }, CleanSession: false, Logger: log,
+		OnConnect: h.wake,
+	})
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// predefinedIDs gives each terminal its predefined topic ids (topic.RadioPredefined).
+func predefinedIDs(clientID string) map[uint16]string {
+	out := map[uint16]string{}
+	for name, id := range topic.RadioPredefined(clientID) {
+		out[id] = name
+	}
+	return out
+}
+
+// GatewayAddr returns the bound UDP address of the MQTT-SN gateway.
+func (h *Handheld) GatewayAddr() net.Addr { return h.conn.LocalAddr() }
+
+// Pending returns the number of records waiting for ops' acknowledgement.
+func (h *Handheld) Pending() int { return h.box.count() }
+
+// Stats returns the handheld's counters.
+func (h *Handheld) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stats
+}
+
+func (h *Handheld) wake() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// onRadio handles a PUBLISH from a terminal. Returning nil lets the gateway PUBACK it, so a
+// record is stored before the terminal may delete it.
+func (h *Handheld) onRadio(_ context.Context, clientID, t string, payload []byte) error {
+	terminal, kind, err := topic.ParseRadio(t)
+	if err != nil || terminal != clientID {
+		h.count(func(s *Stats) { s.Rejected++ })
+		h.log.Warn("radio message dropped", "topic", t, "client_id", clientID, "err", "topic does not belong to the client")
+		return nil
+	}
+	switch kind {
+	case "ack":
+		var ack wire.CommandAck
+		if err := json.Unmarshal(payload, &ack); err != nil || ack.Terminal != wire.TerminalID(terminal) {
+			h.count(func(s *Stats) { s.Rejected++ })
+			h.log.Warn("command ack dropped", "topic", t, "err", err)
+			return nil
+		}
+		h.mu.Lock()
+		ch := h.waiters[ack.ID]
+		h.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- ack:
+			default:
+			}
+		}
+		return nil
+	case "rd", "fz", "ev":
+		r, err := wire.UnmarshalRadio(payload)
+		if err != nil || r.Terminal != wire.TerminalID(terminal) {
+			h.count(func(s *Stats) { s.Rejected++ })
+			h.log.Warn("radio record dropped", "topic", t, "terminal_id", terminal, "err", err)
+			return nil // acknowledged: sending it again cannot make it valid
+		}
+		added, err := h.box.put(r)
+		if err != nil {
+			return fmt.Errorf("store record %s: %w", r.Key(), err) // no PUBACK: the terminal retries
+		}
+		if added {
+			h.count(func(s *Stats) { s.Received++ })
+			h.wake()
+		} else {
+			h.count(func(s *Stats) { s.Duplicates++ })
+		}
+		return nil
+	}
+	h.log.Warn("radio message dropped", "topic", t, "err", "handheld does not take this kind")
+	return nil
+}
+
+func (h *Handheld) count(f func(*Stats)) {
+	h.mu.Lock()
+	f(&h.stats)
+	h.mu.Unlock()
+}
+
+// SendCommand sends a command to a terminal and waits for its acknowledgement or ctx.
+func (h *Handheld) SendCommand(ctx context.Context, cmd wire.Command) (wire.CommandAck, error) {
+	cmd.V = wire.Version
+	if cmd.ID == "" || !wire.ValidID(string(cmd.Terminal)) || cmd.Op == "" {
+		return wire.CommandAck{}, errors.New("command needs an id, a valid terminal and an op")
+	}
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return wire.CommandAck{}, err
+	}
+	ch := make(chan wire.CommandAck, 1)
+	h.mu.Lock()
+	h.waiters[cmd.ID] = ch
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.waiters, cmd.ID)
+		h.mu.Unlock()
+	}()
+	if err := h.gw.Publish(ctx, string(cmd.Terminal), topic.RadioCommands(string(cmd.Terminal)), 1, b); err != nil {
+		return wire.CommandAck{}, fmt.Errorf("send command %s to %s: %w", cmd.ID, cmd.Terminal, err)
+	}
+	select {
+	case ack := <-ch:
+		return ack, nil
+	case <-ctx.Done():
+		return wire.CommandAck{}, fmt.Errorf("command %s to %s: %w", cmd.ID, cmd.Terminal, ErrCommandTimeout)
+	}
+}
+
+// Run serves the gateway and the upstream link until ctx is done.
+func (h *Handheld) Run(ctx context.Context) error {
+	defer h.Close()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := h.gw.Run(ctx); err != nil {
+			errc <- fmt.Errorf("mqttsn gateway: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		h.uplink(ctx)
+	}()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// uplink connects to the PDA and sends the outbox in batches, again after ResendAfter when
+// ops has not acknowledged them.
+func (h *Handheld) uplink(ctx context.Context) {
+	backoff := 200 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := h.pda.Connect(cctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		h.log.Warn("pda not reachable", "pda_url", h.cfg.PDAURL, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	if err := h.pda.Subscribe(ctx, topic.HHAck(h.cfg.ID), 1, h.onAck); err != nil {
+		h.log.Error("subscribe to acknowledgements failed", "err", err)
+	}
+	h.log.Info("pda link up", "pda_url", h.cfg.PDAURL)
+	resend := time.NewTicker(h.cfg.ResendAfter / 2)
+	defer resend.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+			if h.cfg.BatchWait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(h.cfg.BatchWait):
+				}
+			}
+		case <-resend.C:
+		}
+		for h.sendBatch(ctx) {
+		}
+	}
+}
+
+// sendBatch sends one batch of records not in flight; it reports whether it sent a full batch
+// (so more may wait).
+func (h *Handheld) sendBatch(ctx context.Context) bool {
+	if !h.pda.IsConnected() {
+		return false
+	}
+	now := time.Now()
+	h.mu.Lock()
+	recs, err := h.box.list(h.cfg.BatchMax, func(k wire.RecordKey) bool {
+		sent, ok := h.inflight[k]
+		return ok && now.Sub(sent) < h.cfg.ResendAfter
+	})
+	h.batchSeq++
+	id := fmt.Sprintf("%s-%d", h.cfg.ID, h.batchSeq)
+	h.mu.Unlock()
+	if err != nil {
+		h.log.Error("read outbox failed", "err", err)
+		return false
+	}
+	if len(recs) == 0 {
+		return false
+	}
+	b, err := json.Marshal(wire.Batch{V: wire.Version, ID: id, Handheld: wire.HandheldID(h.cfg.ID), Records: recs})
+	if err != nil {
+		h.log.Error("encode batch failed", "err", err)
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.pda.Publish(pctx, topic.HHRecords(h.cfg.ID), 1, false, b); err != nil {
+		h.log.Warn("batch not sent", "batch_id", id, "err", err)
+		return false
+	}
+	h.mu.Lock()
+	for _, r := range recs {
+		h.inflight[r.Key()] = now
+	}
+	h.stats.Batches++
+	h.mu.Unlock()
+	h.log.Debug("batch sent", "batch_id", id, "records", len(recs))
+	return len(recs) == h.cfg.BatchMax
+}
+
+// onAck deletes the records ops acknowledged.
+func (h *Handheld) onAck(_ context.Context, m bus.Message) error {
+	var ack wire.Ack
+	if err := json.Unmarshal(m.Payload, &ack); err != nil || ack.V != wire.Version {
+		h.log.Warn("acknowledgement dropped", "topic", m.Topic, "err", err)
+		return nil
+	}
+	keys := ack.Records
+	for _, rj := range ack.Rejected {
+		h.log.Warn("ops rejected a record", "record", rj.Key.String(), "reason", rj.Reason)
+		keys = append(keys, rj.Key)
+	}
+	n, err := h.box.remove(keys)
+	if err != nil {
+		return fmt.Errorf("remove acknowledged records: %w", err)
+	}
+	h.mu.Lock()
+	for _, k := range keys {
+		delete(h.inflight, k)
+	}
+	h.stats.Uploaded += n
+	h.mu.Unlock()
+	h.wake()
+	return nil
+}
+
+// Close releases the socket, the PDA client and the outbox. It is idempotent.
+func (h *Handheld) Close() error {
+	var err error
+	h.closeOnce.Do(func() {
+		if h.pda != nil {
+			h.pda.Close()
+		}
+		err = errors.Join(h.conn.Close(), h.box.close())
+	})
+	return err
+}

@@ -1,0 +1,55 @@
+package handheld
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/meterlink/meterlink/cmdline"
+)
+
+// Main runs `meterlink handheld`: the MQTT-SN gateway for terminals and the upload of their
+// records to ops through the PDA.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	fs := cmdline.NewFlagSet("handheld", "Runs the handheld: the MQTT-SN gateway the terminals talk to, and the outbox that\n"+
+		"reports their records to ops through the PDA. The password on the PDA listener comes\n"+
+		"from METERLINK_HANDHELD_KEY.", stderr)
+	var (
+		lc      cmdline.LogConfig
+		dataDir = fs.String("data-dir", "./meterlink-data", "directory for the handheld's outbox")
+	)
+	fs.StringVar(&cfg.ID, "id", "H01", "handheld id")
+	fs.StringVar(&cfg.MQTTSNAddr, "mqttsn-udp", cfg.MQTTSNAddr, "UDP address the MQTT-SN gateway listens on")
+	fs.StringVar(&cfg.PDAURL, "pda-url", cfg.PDAURL, "the PDA's local listener")
+	fs.IntVar(&cfg.BatchMax, "batch-max", cfg.BatchMax, "records per upstream batch (1..500)")
+	fs.DurationVar(&cfg.BatchWait, "batch-wait", cfg.BatchWait, "how long a record waits for others to share its batch")
+	fs.DurationVar(&cfg.ResendAfter, "resend-after", cfg.ResendAfter, "resend a batch ops has not acknowledged after this")
+	lc.AddFlags(fs)
+	if err := cmdline.Parse(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg.Key = getenv("METERLINK_HANDHELD_KEY")
+	if err := errors.Join(cfg.Validate(), lc.Validate()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return fmt.Errorf("data-dir %s: %w", *dataDir, err)
+	}
+	cfg.StorePath = filepath.Join(*dataDir, "handheld-"+cfg.ID+".db")
+	log, _ := lc.Logger(stderr)
+	log = log.With("part", "handheld")
+	h, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("handheld running", "mqttsn_udp", h.GatewayAddr().String(), "pda_url", cfg.PDAURL, "outbox", h.Pending())
+	return h.Run(ctx)
+}

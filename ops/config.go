@@ -1,0 +1,119 @@
+package ops
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/meterlink/meterlink/topic"
+)
+
+// PasswordEnv is the environment variable that holds ops' broker password. It is not a flag
+// so that it never shows in a process listing.
+const PasswordEnv = "METERLINK_OPS_PASSWORD"
+
+// MemoryDataDir as the data directory keeps the store in memory only (tests, demos).
+const MemoryDataDir = ":memory:"
+
+// Config configures ops.
+type Config struct {
+	BrokerURL  string        // MQTT broker, tcp://host:port or ws://host:port/path; default tcp://127.0.0.1:1883
+	ClientID   string        // MQTT client id, non-empty; default "ops-" + hostname
+	Username   string        // broker user name; default "ops"
+	Password   string        // broker password, from PasswordEnv; never logged
+	Group      string        // shared subscription group that ops replicas split the uplink in; default "ops"
+	HTTPAddr   string        // HTTP API listen address; default 127.0.0.1:8080 (port 0 picks one)
+	DataDir    string        // directory of the store file ops.db; default ./meterlink-data; MemoryDataDir for none
+	Retention  time.Duration // records older than this are deleted and no longer stored; default 400 days, 0 keeps all
+	PruneEvery time.Duration // how often retention runs; default 1h, minimum 1s
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "local"
+	}
+	return Config{
+		BrokerURL:  "tcp://127.0.0.1:1883",
+		ClientID:   "ops-" + host,
+		Username:   "ops",
+		Group:      "ops",
+		HTTPAddr:   "127.0.0.1:8080",
+		DataDir:    "./meterlink-data",
+		Retention:  400 * 24 * time.Hour,
+		PruneEvery: time.Hour,
+	}
+}
+
+// flags registers ops' flags on fs, with c's values as defaults.
+func (c *Config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.BrokerURL, "broker-url", c.BrokerURL, "MQTT broker URL (tcp://host:port or ws://host:port/path)")
+	fs.StringVar(&c.ClientID, "client-id", c.ClientID, "MQTT client id (non-empty)")
+	fs.StringVar(&c.Username, "username", c.Username, "broker user name (the password comes from "+PasswordEnv+")")
+	fs.StringVar(&c.Group, "group", c.Group, "shared subscription group that ops replicas split the PDA uplink in")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP API listen address host:port")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of ops' store (ops.db), or "+MemoryDataDir)
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "keep records this long (0 keeps all)")
+}
+
+// Validate reports every bad value, naming its flag.
+func (c Config) Validate() error {
+	var errs []error
+	u, err := url.Parse(c.BrokerURL)
+	if err != nil || u.Host == "" || (u.Scheme != "tcp" && u.Scheme != "mqtt" && u.Scheme != "ws" &&
+		u.Scheme != "wss" && u.Scheme != "ssl" && u.Scheme != "tls") {
+		errs = append(errs, fmt.Errorf("broker-url %q: want tcp://host:port, ws://host:port/path or tls://host:port", c.BrokerURL))
+	}
+	if c.ClientID == "" || len(c.ClientID) > 128 {
+		errs = append(errs, fmt.Errorf("client-id %q: must be 1..128 characters", c.ClientID))
+	}
+	if !topic.ValidID(c.Group) {
+		errs = append(errs, fmt.Errorf("group %q: want 1-64 letters, digits, '-', '_' or '.'", c.Group))
+	}
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+		errs = append(errs, fmt.Errorf("http %q: want host:port, e.g. 127.0.0.1:8080", c.HTTPAddr))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir is required"))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("retention %v: must not be negative", c.Retention))
+	} else if c.Retention > 0 && c.Retention < time.Hour {
+		errs = append(errs, fmt.Errorf("retention %v: want 0 (keep all) or at least 1h", c.Retention))
+	}
+	if c.PruneEvery < time.Second {
+		errs = append(errs, fmt.Errorf("prune interval %v: must be at least 1s", c.PruneEvery))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue logs the configuration without the password.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("broker_url", c.BrokerURL),
+		slog.String("client_id", c.ClientID),
+		slog.String("username", c.Username),
+		slog.Bool("password_set", c.Password != ""),
+		slog.String("group", c.Group),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("data_dir", c.DataDir),
+		slog.Duration("retention", c.Retention),
+	)
+}
+
+// upFilter is the shared subscription through which this replica gets its share of the PDAs'
+// uplink. topic.OpsUpShared names group "ops"; another group keeps its filter and swaps the
+// group level only.
+func (c Config) upFilter() string {
+	if c.Group == "ops" {
+		return topic.OpsUpShared
+	}
+	const share = "$share/ops/"
+	return "$share/" + c.Group + "/" + topic.OpsUpShared[len(share):]
+}

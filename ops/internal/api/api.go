@@ -1,0 +1,215 @@
+// Package api serves ops' HTTP JSON API under /api/v1/ and its Prometheus metrics at
+// /metrics: provisioning (districts, terminals, meters, accounts, PDAs), readings with CSV
+// export, and health. Request bodies are decoded strictly; a bad request gets a 4xx with a
+// JSON message naming what is wrong and changes nothing.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/meterlink/meterlink/ops/internal/metrics"
+	"github.com/meterlink/meterlink/ops/internal/store"
+	"github.com/meterlink/meterlink/wire"
+)
+
+// Store is what the API needs from ops' store.
+type Store interface {
+	Put(ds store.Dataset, replace bool) error
+	Load() (store.Dataset, error)
+	SetPDAState(id wire.PDAID, state store.PDAState) (store.PDA, error)
+	Readings(q store.Query) ([]store.Reading, error)
+	Latest(q store.Query) ([]store.Reading, error)
+}
+
+// Interface guard.
+var _ Store = (*store.DB)(nil)
+
+// MetricRequests counts API requests by route and status code.
+const MetricRequests = "meterlink_ops_api_requests_total"
+
+// Limits of the readings endpoints.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 10000
+	maxBody      = 1 << 20 // bytes of a request body
+)
+
+// Config wires the API to the rest of ops.
+type Config struct {
+	Store   Store
+	Metrics *metrics.Registry // the API declares and counts MetricRequests in it
+	Logger  *slog.Logger
+	Now     func() time.Time // default time.Now
+	Rand    io.Reader        // source of new SIDs; crypto/rand.Reader in production
+	Health  func() Health    // the ingest's state; optional
+}
+
+// Health is the body of GET /api/v1/health.
+type Health struct {
+	Status          string `json:"status"` // "ok"
+	BrokerConnected bool   `json:"broker_connected"`
+}
+
+// API is the HTTP handler of ops.
+type API struct {
+	st      Store
+	metrics *metrics.Registry
+	log     *slog.Logger
+	now     func() time.Time
+	rand    io.Reader
+	health  func() Health
+	mux     *http.ServeMux
+}
+
+// New builds the API handler.
+func New(cfg Config) *API {
+	a := &API{st: cfg.Store, metrics: cfg.Metrics, log: cfg.Logger.With("component", "api"),
+		now: cfg.Now, rand: cfg.Rand, health: cfg.Health, mux: http.NewServeMux()}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.health == nil {
+		a.health = func() Health { return Health{Status: "ok"} }
+	}
+	a.metrics.Counter(MetricRequests, "HTTP API requests by route and status code.", true)
+	a.routes()
+	return a
+}
+
+func (a *API) routes() {
+	m := a.mux
+	m.Handle("GET /api/v1/health", a.handle(a.getHealth))
+	m.Handle("GET /api/v1/readings", a.handle(a.getReadings))
+	m.Handle("GET /api/v1/readings/latest", a.handle(a.getLatest))
+	m.Handle("GET /api/v1/districts", a.handle(a.listDistricts))
+	m.Handle("GET /api/v1/districts/{id}", a.handle(a.getDistrict))
+	m.Handle("POST /api/v1/districts", a.handle(a.postDistrict))
+	m.Handle("GET /api/v1/terminals", a.handle(a.listTerminals))
+	m.Handle("GET /api/v1/terminals/{id}", a.handle(a.getTerminal))
+	m.Handle("POST /api/v1/terminals", a.handle(a.postTerminal))
+	m.Handle("GET /api/v1/meters", a.handle(a.listMeters))
+	m.Handle("GET /api/v1/meters/{id}", a.handle(a.getMeter))
+	m.Handle("POST /api/v1/meters", a.handle(a.postMeter))
+	m.Handle("GET /api/v1/accounts", a.handle(a.listAccounts))
+	m.Handle("GET /api/v1/accounts/{id}", a.handle(a.getAccount))
+	m.Handle("POST /api/v1/accounts", a.handle(a.postAccount))
+	m.Handle("GET /api/v1/pdas", a.handle(a.listPDAs))
+	m.Handle("GET /api/v1/pdas/{id}", a.handle(a.getPDA))
+	m.Handle("POST /api/v1/pdas", a.handle(a.postPDA))
+	m.Handle("POST /api/v1/pdas/{id}/revoke", a.handle(a.revokePDA))
+	m.Handle("GET /metrics", http.HandlerFunc(a.getMetrics))
+	m.Handle("/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &requestError{status: http.StatusNotFound, msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)}
+	}))
+}
+
+// ServeHTTP serves a request and counts it by route and status.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	a.mux.ServeHTTP(sw, r)
+	route := r.Pattern
+	if route == "" || route == "/" {
+		route = "unmatched"
+	}
+	a.metrics.Add(MetricRequests, 1, "route", route, "code", strconv.Itoa(sw.code))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code    int
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.written {
+		w.code, w.written = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.written = true
+	return w.ResponseWriter.Write(b)
+}
+
+// handle adapts a handler that returns an error; the error is answered by writeError.
+func (a *API) handle(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func (a *API) getHealth(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyParams(r); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a.health())
+	return nil
+}
+
+func (a *API) getMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", metrics.ContentType)
+	_ = a.metrics.Write(w) // the client went away
+}
+
+// decode reads a request body strictly into v: one JSON object, no unknown fields, at most
+// maxBody bytes. Type errors are reported against the field.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("content type %q: want application/json", ct)}
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("body is larger than %d bytes", maxBody)}
+		case errors.As(err, &te) && te.Field != "":
+			return &store.FieldError{Fields: map[string]string{te.Field: fmt.Sprintf("got a JSON %s, want %s", te.Value, jsonType(te.Type.Kind().String()))}}
+		case errors.Is(err, io.EOF):
+			return badRequest("body is empty: want a JSON object")
+		}
+		return badRequest("bad JSON body: " + trimJSON(err.Error()))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("bad JSON body: more than one JSON value")
+	}
+	return nil
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return "a number (" + kind + ")"
+}
+
+func trimJSON(s string) string {
+	const p = "json: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}

@@ -1,0 +1,143 @@
+// Package store keeps ops' state in buntdb: provisioning entities (districts, terminals with
+// their channel maps, meters, customer accounts, PDAs) and the records received from the
+// field, keyed (terminal, seq) so that each is stored once.
+//
+// buntdb holds everything in memory, so readings have a retention ([DB.Prune]). Every write
+// is synced before the transaction returns (SyncPolicy Always) because ops acknowledges
+// records upstream only once they are stored; batches keep that affordable. No buntdb type
+// leaves this package.
+//
+// Key layout (ids never hold ':', see [wire.ValidID]; numbers are zero-padded to sort):
+//
+//	d:{district}  t:{terminal}  m:{meter}  a:{account}  p:{pda}   entities (JSON)
+//	r:{terminal}:{seq}                        a held record (JSON); the de-duplication key
+//	rt:{terminal}:{ts}:{seq}                  time index per terminal (empty value)
+//	rd:{district}:{ts}:{terminal}:{seq}       time index per district (empty value)
+//	rg:{ts}:{terminal}:{seq}                  global time index, also drives retention
+//	rm:{meter}:{ts}:{terminal}:{seq}:{ch}     one meter's reading (JSON [Reading])
+//	l:{meter}                                 the meter's latest reading (JSON [Reading])
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tidwall/buntdb"
+)
+
+// ErrNotFound is returned when an entity does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned when an entity to create already exists.
+var ErrExists = errors.New("already exists")
+
+// DB is ops' buntdb store. It is safe for concurrent use.
+type DB struct {
+	db *buntdb.DB
+}
+
+// Open opens (or creates) the store at path; ":memory:" keeps it in memory only.
+func Open(path string) (*DB, error) {
+	db, err := buntdb.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	var c buntdb.Config
+	if err := db.ReadConfig(&c); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read store config: %w", err)
+	}
+	// Ops acknowledges upstream only what it stored, so every commit is fsynced (DESIGN §8).
+	c.SyncPolicy = buntdb.Always
+	if err := db.SetConfig(c); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("set store config: %w", err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the store. It is idempotent.
+func (s *DB) Close() error {
+	if err := s.db.Close(); err != nil && !errors.Is(err, buntdb.ErrDatabaseClosed) {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// Key prefixes; see the package comment.
+const (
+	pfxDistrict = "d:"
+	pfxTerminal = "t:"
+	pfxMeter    = "m:"
+	pfxAccount  = "a:"
+	pfxPDA      = "p:"
+	pfxRecord   = "r:"
+	pfxTermTime = "rt:"
+	pfxDistTime = "rd:"
+	pfxTime     = "rg:"
+	pfxMeterRd  = "rm:"
+	pfxLatest   = "l:"
+)
+
+// num pads n so that keys sort numerically.
+func num(n uint64) string { return fmt.Sprintf("%020d", n) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p (p ends in ':').
+func prefixEnd(p string) string { return p[:len(p)-1] + ";" }
+
+// get decodes the JSON value at key into v; ok is false when the key does not exist.
+func get(tx *buntdb.Tx, key string, v any) (ok bool, err error) {
+	s, err := tx.Get(key)
+	if errors.Is(err, buntdb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", key, err)
+	}
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+func set(tx *buntdb.Tx, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if _, _, err := tx.Set(key, string(b), nil); err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
+}
+
+func exists(tx *buntdb.Tx, key string) (bool, error) {
+	_, err := tx.Get(key)
+	if errors.Is(err, buntdb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// list decodes every value under prefix, in key order.
+func list[T any](tx *buntdb.Tx, prefix string) ([]T, error) {
+	var out []T
+	var derr error
+	err := tx.AscendRange("", prefix, prefixEnd(prefix), func(k, v string) bool {
+		var x T
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			derr = fmt.Errorf("decode %s: %w", k, err)
+			return false
+		}
+		out = append(out, x)
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", prefix, err)
+	}
+	return out, derr
+}

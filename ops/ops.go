@@ -1,0 +1,247 @@
+package ops
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meterlink/meterlink/ops/internal/api"
+	"github.com/meterlink/meterlink/ops/internal/metrics"
+	"github.com/meterlink/meterlink/ops/internal/store"
+	"github.com/meterlink/meterlink/wire"
+)
+
+// Provisioning entities, as the lab and the HTTP API give them to ops.
+type (
+	// Dataset is a set of provisioning entities applied together by [Ops.Provision].
+	Dataset = store.Dataset
+	// District is a transformer district (台区).
+	District = store.District
+	// Terminal is a collection terminal with its channel map.
+	Terminal = store.Terminal
+	// Channel is one entry of a terminal's channel map.
+	Channel = store.Channel
+	// Meter is a customer's meter on one channel of a terminal.
+	Meter = store.Meter
+	// Account is a customer account; money is in fen.
+	Account = store.Account
+	// AccountID names a customer account.
+	AccountID = store.AccountID
+	// PaymentMethod is prepaid or postpaid.
+	PaymentMethod = store.PaymentMethod
+	// PDA is a PDA security unit with its SID.
+	PDA = store.PDA
+	// PDAState is enrolled or revoked.
+	PDAState = store.PDAState
+)
+
+// The payment methods and PDA states.
+const (
+	Prepaid     = store.Prepaid
+	Postpaid    = store.Postpaid
+	PDAEnrolled = store.PDAEnrolled
+	PDARevoked  = store.PDARevoked
+)
+
+// storage is what ops needs from its store. buntdb ([store.DB]) is the implementation; a
+// scale-out store would be a second one.
+type storage interface {
+	api.Store
+	PDA(id wire.PDAID) (store.PDA, error)
+	Apply(recs []wire.Record, notBeforeMS, nowMS int64) (store.Applied, error)
+	Prune(beforeMS int64) (int, error)
+	Close() error
+}
+
+// Interface guard.
+var _ storage = (*store.DB)(nil)
+
+// Ops is a running ops process: store, ingest and HTTP API.
+type Ops struct {
+	cfg     Config
+	log     *slog.Logger
+	st      storage
+	ln      net.Listener
+	api     *api.API
+	metrics *metrics.Registry
+	now     func() time.Time
+
+	out       chan outMsg // ingest's publications, drained by Run's publisher
+	connected atomic.Bool
+	reconnect chan struct{} // a (re)connect happened: publish status again
+
+	running   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the store and binds the HTTP listener; [Ops.Run] starts the work.
+func New(cfg Config, log *slog.Logger) (*Ops, error) {
+	if cfg.PruneEvery == 0 {
+		cfg.PruneEvery = time.Hour
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		return nil, errors.New("ops: logger is required")
+	}
+	log = log.With("part", "ops")
+
+	path := MemoryDataDir
+	if cfg.DataDir != MemoryDataDir {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		path = filepath.Join(cfg.DataDir, "ops.db")
+	}
+	st, err := store.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err)
+	}
+	o := &Ops{
+		cfg: cfg, log: log, st: st, ln: ln, metrics: metrics.New(), now: time.Now,
+		out: make(chan outMsg, outQueue), reconnect: make(chan struct{}, 1),
+	}
+	o.declareMetrics()
+	o.api = api.New(api.Config{
+		Store: st, Metrics: o.metrics, Logger: log, Now: func() time.Time { return o.now() }, Rand: rand.Reader,
+		Health: func() api.Health { return api.Health{Status: "ok", BrokerConnected: o.connected.Load()} },
+	})
+	log.Info("ops ready", "config", cfg, "http_addr", ln.Addr().String(), "store", path)
+	return o, nil
+}
+
+// HTTPAddr returns the address the HTTP API listens on (useful with port 0).
+func (o *Ops) HTTPAddr() string { return o.ln.Addr().String() }
+
+// Handler returns the HTTP API handler, for tests and for embedding in another server.
+func (o *Ops) Handler() http.Handler { return o.api }
+
+// Provision applies a dataset (districts, accounts, terminals with channel maps, meters,
+// PDAs with their SIDs) in one transaction, replacing entities with the same ids. Bad or
+// dangling fields fail it with an error naming each, and then nothing changes.
+func (o *Ops) Provision(ctx context.Context, ds Dataset) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := o.st.Put(ds, true); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	o.log.Info("dataset provisioned", "districts", len(ds.Districts), "terminals", len(ds.Terminals),
+		"meters", len(ds.Meters), "accounts", len(ds.Accounts), "pdas", len(ds.PDAs))
+	return nil
+}
+
+// LookupPDA returns the SID of an enrolled PDA; ok is false for an unknown or revoked one
+// (and when the store fails, which is logged). The broker's account lookup uses it.
+func (o *Ops) LookupPDA(id string) (sid []byte, ok bool) {
+	p, err := o.st.PDA(wire.PDAID(id))
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			o.log.Error("pda lookup failed", "pda", id, "err", err)
+		}
+		return nil, false
+	}
+	if p.State != store.PDAEnrolled {
+		return nil, false
+	}
+	return p.SID, true
+}
+
+// Run serves the HTTP API, consumes the PDAs' uplink through the broker (connecting and
+// reconnecting until ctx is done) and applies the retention. It blocks until ctx is done and
+// everything it started has stopped; nil means a clean stop. Run may be called once.
+func (o *Ops) Run(ctx context.Context) error {
+	if !o.running.CompareAndSwap(false, true) {
+		return errors.New("ops: Run called twice")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	srv := &http.Server{
+		Handler:           o.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
+	}
+	g.Go(func() error {
+		if err := srv.Serve(o.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http on %s: %w", o.HTTPAddr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shut down http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return o.runBus(gctx) })
+	g.Go(func() error { return o.runRetention(gctx) })
+	o.log.Info("ops running", "http_addr", o.HTTPAddr(), "broker_url", o.cfg.BrokerURL)
+	err := g.Wait()
+	o.log.Info("ops stopped", "err", err)
+	return err
+}
+
+// runRetention deletes records older than the retention, at start and then periodically.
+func (o *Ops) runRetention(ctx context.Context) error {
+	if o.cfg.Retention == 0 {
+		return nil
+	}
+	tick := time.NewTicker(o.cfg.PruneEvery)
+	defer tick.Stop()
+	for {
+		before := o.now().Add(-o.cfg.Retention).UnixMilli()
+		n, err := o.st.Prune(before)
+		switch {
+		case err != nil:
+			o.log.Error("retention failed", "err", err)
+		case n > 0:
+			o.metrics.Add(metricPruned, uint64(n))
+			o.log.Info("old records deleted", "records", n, "before", time.UnixMilli(before))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// notBeforeMS is the oldest record time that is still stored.
+func (o *Ops) notBeforeMS() int64 {
+	if o.cfg.Retention == 0 {
+		return 0
+	}
+	return o.now().Add(-o.cfg.Retention).UnixMilli()
+}
+
+// Close releases the listener and the store. Call it after Run has returned. It is
+// idempotent.
+func (o *Ops) Close() error {
+	o.closeOnce.Do(func() {
+		if err := o.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			o.closeErr = fmt.Errorf("close http listener: %w", err)
+		}
+		o.closeErr = errors.Join(o.closeErr, o.st.Close())
+	})
+	return o.closeErr
+}

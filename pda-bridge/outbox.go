@@ -1,0 +1,99 @@
+package pdabridge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tidwall/buntdb"
+)
+
+// outbox holds batches accepted from handhelds until ops acknowledges them. A batch is stored
+// (with fsync) before the handheld's PUBLISH is acknowledged, keyed by its id, so a handheld
+// that sends it again adds nothing.
+type outbox struct {
+	db *buntdb.DB
+}
+
+// entry is one held batch.
+type entry struct {
+	ID       string          `json:"id"`
+	Handheld string          `json:"handheld"`
+	Body     json.RawMessage `json:"body"` // the wire.Batch as received
+}
+
+const prefixBatch = "batch:"
+
+func openOutbox(path string) (*outbox, error) {
+	db, err := buntdb.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open pda outbox %s: %w", path, err)
+	}
+	if err := db.SetConfig(buntdb.Config{SyncPolicy: buntdb.Always, AutoShrinkPercentage: 100, AutoShrinkMinSize: 1 << 20}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("configure pda outbox %s: %w", path, err)
+	}
+	return &outbox{db: db}, nil
+}
+
+func (o *outbox) close() error { return o.db.Close() }
+
+// put stores a batch unless it is already held.
+func (o *outbox) put(e entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return o.db.Update(func(tx *buntdb.Tx) error {
+		_, _, err := tx.Set(prefixBatch+e.ID, string(b), nil)
+		return err
+	})
+}
+
+// get returns a held batch.
+func (o *outbox) get(id string) (entry, bool) {
+	var e entry
+	ok := false
+	_ = o.db.View(func(tx *buntdb.Tx) error {
+		v, err := tx.Get(prefixBatch + id)
+		if err == nil && json.Unmarshal([]byte(v), &e) == nil {
+			ok = true
+		}
+		return nil
+	})
+	return e, ok
+}
+
+// list returns up to n held batches for which skip returns false.
+func (o *outbox) list(n int, skip func(id string) bool) ([]entry, error) {
+	var out []entry
+	err := o.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendKeys(prefixBatch+"*", func(_, v string) bool {
+			var e entry
+			if json.Unmarshal([]byte(v), &e) == nil && !skip(e.ID) {
+				out = append(out, e)
+			}
+			return len(out) < n
+		})
+	})
+	return out, err
+}
+
+func (o *outbox) count() int {
+	n := 0
+	_ = o.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendKeys(prefixBatch+"*", func(_, _ string) bool { n++; return true })
+	})
+	return n
+}
+
+// remove deletes an acknowledged batch.
+func (o *outbox) remove(id string) error {
+	return o.db.Update(func(tx *buntdb.Tx) error {
+		_, err := tx.Delete(prefixBatch + id)
+		if errors.Is(err, buntdb.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+}

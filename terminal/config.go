@@ -1,0 +1,100 @@
+package terminal
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// ChannelConfig is the commissioning of one channel: the meter on it and how to turn its
+// pulses into a reading.
+type ChannelConfig struct {
+	Channel    uint8  // 1..16
+	Meter      string // meter id
+	Constant   uint32 // impulse constant, imp/kWh; 1..100000
+	BaseWh     int64  // base reading (底数) at commissioning, Wh
+	Multiplier uint32 // CT × PT ratio; default 1
+}
+
+// Config sets up one terminal.
+type Config struct {
+	ID        string          // terminal id, also its MQTT-SN client id; required
+	Gateway   string          // MQTT-SN gateway, udp://host:port; default udp://127.0.0.1:1885
+	StorePath string          // buntdb file; ":memory:" keeps nothing across restarts
+	Channels  []ChannelConfig // used for channels the store does not know yet
+	Interval  time.Duration   // collection interval; default 15s, minimum 100ms
+	KeepAlive time.Duration   // MQTT-SN keep-alive; default 60s
+	Retry     time.Duration   // MQTT-SN Tretry; default 2s (the radio's round trip plus the handheld's store)
+	Now       func() time.Time
+}
+
+// DefaultConfig returns a terminal configuration with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		Gateway:   "udp://127.0.0.1:1885",
+		StorePath: ":memory:",
+		Interval:  15 * time.Second,
+		KeepAlive: 60 * time.Second,
+		Retry:     2 * time.Second,
+		Now:       time.Now,
+	}
+}
+
+// Validate reports every problem of the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("id is required"))
+	} else if !validID(c.ID) {
+		errs = append(errs, fmt.Errorf("id %q: use 1-23 letters, digits, '-', '_' or '.'", c.ID))
+	}
+	if _, err := gatewayAddr(c.Gateway); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Interval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("interval %v is below 100ms", c.Interval))
+	}
+	seen := map[uint8]bool{}
+	for _, ch := range c.Channels {
+		switch {
+		case ch.Channel < 1 || ch.Channel > 16:
+			errs = append(errs, fmt.Errorf("channel %d: out of 1..16", ch.Channel))
+		case seen[ch.Channel]:
+			errs = append(errs, fmt.Errorf("channel %d: configured twice", ch.Channel))
+		}
+		seen[ch.Channel] = true
+		if ch.Constant < 1 || ch.Constant > 100000 {
+			errs = append(errs, fmt.Errorf("channel %d: impulse constant %d out of 1..100000 imp/kWh", ch.Channel, ch.Constant))
+		}
+		if !validID(ch.Meter) {
+			errs = append(errs, fmt.Errorf("channel %d: meter id %q is not valid", ch.Channel, ch.Meter))
+		}
+		if ch.BaseWh < 0 {
+			errs = append(errs, fmt.Errorf("channel %d: base reading %d Wh is negative", ch.Channel, ch.BaseWh))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// gatewayAddr checks a gateway URL and returns its host:port.
+func gatewayAddr(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "udp" || u.Host == "" || u.Port() == "" {
+		return "", fmt.Errorf("gateway %q: want udp://host:port", s)
+	}
+	return u.Host, nil
+}
+
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 23 { // MQTT-SN client ids are 1-23 characters
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
