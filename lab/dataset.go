@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"time"
+
 	"github.com/meterlink/meterlink/demo"
 	"github.com/meterlink/meterlink/ops"
 	"github.com/meterlink/meterlink/wire"
@@ -42,6 +44,6 @@ func opsDataset(ds []demo.District, pda string, sid []byte) ops.Dataset {
 		m.Account = ops.AccountID(cu.Account)
 		out.Meters = append(out.Meters, m)
 	}
-	out.PDAs = []ops.PDA{{ID: wire.PDAID(pda), SID: sid, State: ops.PDAEnrolled}}
+	out.PDAs = []ops.PDA{{ID: wire.PDAID(pda), SID: sid, State: ops.PDAEnrolled, CreatedMS: time.Now().UnixMilli()}}
 	return out
 }

@@ -116,7 +116,7 @@ type Lab struct {
 
 // New acquires every listener, store and socket of the chosen parts, so a port in use or a
 // bad data directory fails here, naming what is wrong.
-func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (l *Lab, err error) {
+func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (_ *Lab, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("the lab's PDA SID: %w", err)
 	}
-	l = &Lab{cfg: cfg, log: log, secrets: sec,
+	l := &Lab{cfg: cfg, log: log, secrets: sec,
 		districts: demo.Dataset(cfg.Districts, (cfg.Terminals+cfg.Districts-1)/cfg.Districts)}
 	defer func() {
 		if err != nil {
@@ -243,24 +243,32 @@ func (l *Lab) pdaAccount(username string) (broker.Account, bool) {
 // Config returns the configuration with the bound addresses filled in.
 func (l *Lab) Config() Config { return l.cfg }
 
-// Run runs every part until ctx is done, then stops them and releases everything.
+// Run runs every part until ctx is done or one fails, then stops them in reverse start order
+// (meters and terminals first, the broker last), each after the ones that depend on it.
 func (l *Lab) Run(ctx context.Context) error {
 	defer l.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
+	failed, fail := context.WithCancel(ctx)
+	defer fail()
+	type running struct {
+		name   string
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	var parts []running
 	var mu sync.Mutex
 	var errs []error
 	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
+		pctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		parts = append(parts, running{name, cancel, done})
 		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
+			defer close(done)
+			if err := f(pctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 				mu.Unlock()
 				l.log.Error("part stopped", "part", name, "err", err)
-				cancel() // the first failure stops the lab
+				fail() // the first failure stops the lab
 			}
 		}()
 	}
@@ -291,7 +299,13 @@ func (l *Lab) Run(ctx context.Context) error {
 			})
 		})
 	}
-	wg.Wait()
+	<-failed.Done()
+	for i := len(parts) - 1; i >= 0; i-- {
+		parts[i].cancel()
+		<-parts[i].done
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -21,9 +21,9 @@ func (s *session) pump() {
 		}
 		if len(s.outq) == 0 {
 			if st == StateAwake {
-				s.send(&Pingresp{})
 				s.touch() // the sleep timer restarts
 				s.setState(StateAsleep)
+				s.send(&Pingresp{})
 			}
 			return
 		}

@@ -1,6 +1,7 @@
 package noisehs
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"testing"
@@ -56,7 +57,7 @@ type rotModel struct {
 	opsSess map[uint32]*modelSess
 
 	up, down [][]byte // in flight
-	history  []sent // everything ever published, for replays
+	history  []sent   // everything ever published, for replays
 	seen     map[[2]uint64]bool
 }
 
@@ -110,7 +111,7 @@ func (m *rotModel) accept(side uint64, s *Session, frame []byte) {
 func (m *rotModel) pdaStart(t *rapid.T) {
 	next, psk, n := m.pda.NextHandshake()
 	m.pda = next // persisted before HS_INIT leaves
-	if rapid.Bool().Draw(t, "crash_after_counter") {
+	if rapid.IntRange(0, 9).Draw(t, "crash_after_counter") == 0 {
 		m.crashPDA(t)
 		return
 	}
@@ -132,7 +133,7 @@ func (m *rotModel) opsHSInit(t *rapid.T, frame []byte) {
 	case ActRepublish:
 		m.publish(false, out.HSResp)
 	case ActRespond:
-		switch rapid.IntRange(0, 4).Draw(t, "ops_crash") {
+		switch rapid.IntRange(0, 9).Draw(t, "ops_crash") {
 		case 0: // crash before the transaction: nothing happened
 			m.crashOps()
 			return
@@ -167,7 +168,7 @@ func (m *rotModel) opsData(t *rapid.T, frame []byte) {
 	}
 	m.accept(1, ms.s, frame)
 	if first {
-		if rapid.IntRange(0, 5).Draw(t, "ops_commit_crash") == 0 {
+		if rapid.IntRange(0, 9).Draw(t, "ops_commit_crash") == 0 {
 			m.crashOps()
 			return
 		}
@@ -192,7 +193,7 @@ func (m *rotModel) pdaHSResp(t *rapid.T, frame []byte) {
 	}
 	m.inflight = nil
 	m.pda = m.pda.Completed(m.inPSK, e.Keys.NextSID) // persisted, then CONFIRM
-	if rapid.IntRange(0, 4).Draw(t, "pda_crash_before_confirm") == 0 {
+	if rapid.IntRange(0, 9).Draw(t, "pda_crash_before_confirm") == 0 {
 		m.crashPDA(t)
 		return
 	}
@@ -257,6 +258,35 @@ func (m *rotModel) forge(t *rapid.T) {
 	if out.Action != ActDrop || out.Session != nil || !rowEqual(out.Row, before) {
 		t.Fatalf("I6: forged HS_INIT gave action %d (err %v)", out.Action, out.Err)
 	}
+}
+
+// forgeData sends a record with a forged high counter ahead of a genuine
+// one: the forgery fails and must not move the window (the "mark before tag
+// check" mutant wedges the session here).
+func (m *rotModel) forgeData(t *rapid.T) {
+	ps := m.pdaSess[m.newest]
+	if ps == nil {
+		t.Skip("no PDA session")
+	}
+	os := m.opsSess[ps.s.PeerIdx()]
+	if os == nil || os.s.Expired() {
+		t.Skip("no live ops session")
+	}
+	forgeCount++
+	g, err := ps.s.Seal(topicUp, Record{Kind: KindApp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := bytes.Clone(g)
+	forged[9] ^= byte(rapid.IntRange(1, 255).Draw(t, "forge_ctr"))
+	if _, err := os.s.Open(topicUp, m.f.pdaID, forged); err == nil {
+		t.Fatal("forged counter accepted")
+	}
+	d, _ := ParseData(g)
+	if !os.s.window.check(d.Counter) {
+		t.Fatal("forged counter moved the replay window")
+	}
+	m.publish(true, g)
 }
 
 func rowEqual(a, b OpsRow) bool {
@@ -341,24 +371,31 @@ func TestRotationProperties(t *testing.T) {
 			pdaSess: map[uint32]*modelSess{}, opsSess: map[uint32]*modelSess{},
 			seen: map[[2]uint64]bool{},
 		}
+		opsReceive := func(t *rapid.T) {
+			b := take(t, &m.up, "up")
+			if h, err := ParseHeader(b); err == nil && h.Type == TypeHSInit {
+				m.opsHSInit(t, b)
+			} else {
+				m.opsData(t, b)
+			}
+		}
+		pdaReceive := func(t *rapid.T) {
+			b := take(t, &m.down, "down")
+			if h, err := ParseHeader(b); err == nil && h.Type == TypeHSResp {
+				m.pdaHSResp(t, b)
+			} else {
+				m.pdaData(t, b)
+			}
+		}
+		// Deliveries appear several times so that faults do not drown them.
 		t.Repeat(map[string]func(*rapid.T){
 			"pda_handshake": m.pdaStart,
-			"ops_receive": func(t *rapid.T) {
-				b := take(t, &m.up, "up")
-				if h, err := ParseHeader(b); err == nil && h.Type == TypeHSInit {
-					m.opsHSInit(t, b)
-				} else {
-					m.opsData(t, b)
-				}
-			},
-			"pda_receive": func(t *rapid.T) {
-				b := take(t, &m.down, "down")
-				if h, err := ParseHeader(b); err == nil && h.Type == TypeHSResp {
-					m.pdaHSResp(t, b)
-				} else {
-					m.pdaData(t, b)
-				}
-			},
+			"ops_receive":   opsReceive,
+			"ops_receive_2": opsReceive,
+			"ops_receive_3": opsReceive,
+			"pda_receive":   pdaReceive,
+			"pda_receive_2": pdaReceive,
+			"pda_receive_3": pdaReceive,
 			"pda_uplink": func(t *rapid.T) {
 				if ms := m.pdaSess[m.newest]; ms != nil {
 					b, err := ms.s.Seal(topicUp, Record{Kind: KindApp})
@@ -389,14 +426,16 @@ func TestRotationProperties(t *testing.T) {
 					m.down = append(m.down, r.frame)
 				}
 			},
-			"crash_pda": m.crashPDA,
-			"crash_ops": func(*rapid.T) { m.crashOps() },
-			"time":      func(*rapid.T) { m.now = m.now.Add(MsgDupCache + time.Second) },
-			"forge":     m.forge,
-			"":          m.check,
+			"forge_data": m.forgeData,
+			"crash_pda":  m.crashPDA,
+			"crash_ops":  func(*rapid.T) { m.crashOps() },
+			"time":       func(*rapid.T) { m.now = m.now.Add(MsgDupCache + time.Second) },
+			"forge":      m.forge,
+			"":           m.check,
 		})
 		m.cleanRound(t)
 	})
+	t.Logf("forge data reached %d times", forgeCount)
 }
 
 func TestOpsRowCloneAlarm(t *testing.T) {
@@ -437,3 +476,5 @@ func TestOpsRowDuplicate(t *testing.T) {
 		t.Fatalf("late copy: action %d, err %v", late.Action, late.Err)
 	}
 }
+
+var forgeCount int

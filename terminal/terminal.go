@@ -251,7 +251,11 @@ func (t *Terminal) session(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			_ = c.Disconnect(context.WithoutCancel(ctx))
+			// A clean DISCONNECT tells the gateway not to publish our Will; do not wait long
+			// for a gateway that may be gone.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+			_ = c.Disconnect(dctx)
+			cancel()
 			return nil
 		case <-t.kick:
 		}

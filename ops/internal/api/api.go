@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/meterlink/meterlink/ops/internal/metrics"
@@ -106,9 +107,25 @@ func (a *API) routes() {
 	m.Handle("POST /api/v1/pdas", a.handle(a.postPDA))
 	m.Handle("POST /api/v1/pdas/{id}/revoke", a.handle(a.revokePDA))
 	m.Handle("GET /metrics", http.HandlerFunc(a.getMetrics))
-	m.Handle("/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return &requestError{status: http.StatusNotFound, msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)}
-	}))
+	m.Handle("/", a.handle(a.noRoute))
+}
+
+// noRoute answers a request that no route matched: 405 when the path exists with another
+// method, else 404.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := a.mux.Handler(probe); p != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return &requestError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s not allowed on %s: want %s", r.Method, r.URL.Path, strings.Join(allow, " or "))}
+	}
+	return &requestError{status: http.StatusNotFound, msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)}
 }
 
 // ServeHTTP serves a request and counts it by route and status.
