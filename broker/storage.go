@@ -406,6 +406,7 @@ func (h *storeHook) StoredSysInfo() (storage.SystemInfo, error) {
 		return n, err
 	}
 	var si storage.SystemInfo
+	si.Version = mqtt.Version // mochi ignores a record without one
 	err := h.db.View(func(tx *buntdb.Tx) (err error) {
 		if si.Inflight, err = count(tx, keyInflight); err != nil {
 			return err

@@ -19,6 +19,9 @@ type Config struct {
 	BatchWait   time.Duration // how long a new record waits for others to share its batch; default 50ms
 	ResendAfter time.Duration // a batch not acknowledged by ops within this is sent again; default 15s
 	Retry       time.Duration // MQTT-SN Tretry towards terminals; default 2s
+	// Radio, if set, wraps the gateway's socket: tests put a lossy link simulator
+	// (mqttsn/radiosim) here.
+	Radio func(net.PacketConn) net.PacketConn
 }
 
 // DefaultConfig returns a handheld configuration with every default filled in.

@@ -71,6 +71,9 @@ func New(cfg Config, log *slog.Logger) (*Handheld, error) {
 		box.close()
 		return nil, fmt.Errorf("listen for MQTT-SN on udp %s: %w", cfg.MQTTSNAddr, err)
 	}
+	if cfg.Radio != nil {
+		conn = cfg.Radio(conn)
+	}
 	h := &Handheld{
 		cfg: cfg, log: log, box: box, conn: conn, kick: make(chan struct{}, 1),
 		inflight: map[wire.RecordKey]time.Time{}, waiters: map[string]chan wire.CommandAck{},

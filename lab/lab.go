@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,6 +57,10 @@ type Config struct {
 	HandheldID  string        // default H01
 	PDAID       string        // default P01
 	ResendAfter time.Duration // handheld and PDA resend unacknowledged batches after this; default 15s
+	// Radio, if set, wraps every radio socket (terminals' and the gateway's): tests put a
+	// lossy link simulator here. Retry is then the MQTT-SN Tretry on both sides.
+	Radio func(net.PacketConn) net.PacketConn
+	Retry time.Duration
 }
 
 // DefaultConfig returns the lab defaults.
@@ -189,6 +194,10 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 		hc := handheld.DefaultConfig()
 		hc.ID, hc.MQTTSNAddr, hc.PDAURL, hc.Key = cfg.HandheldID, cfg.MQTTSNAddr, "tcp://"+cfg.PDAAddr, sec.HandheldKey
 		hc.StorePath, hc.ResendAfter = data("handheld-"+cfg.HandheldID+".db"), cfg.ResendAfter
+		hc.Radio = cfg.Radio
+		if cfg.Retry > 0 {
+			hc.Retry = cfg.Retry
+		}
 		if l.Handheld, err = handheld.New(hc, log.With("part", "handheld")); err != nil {
 			return nil, err
 		}
@@ -204,6 +213,10 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 				tc := terminal.DefaultConfig()
 				tc.ID, tc.Gateway, tc.Interval = t.ID, "udp://"+cfg.MQTTSNAddr, cfg.Interval
 				tc.StorePath = data("terminal-" + t.ID + ".db")
+				tc.Radio = cfg.Radio
+				if cfg.Retry > 0 {
+					tc.Retry = cfg.Retry
+				}
 				for _, c := range t.Channels {
 					tc.Channels = append(tc.Channels, terminal.ChannelConfig(c))
 				}

@@ -280,10 +280,7 @@ func TestClientLosesSilentGateway(t *testing.T) {
 	if _, ok := p.(*Connect); !ok {
 		t.Fatalf("got %v, want CONNECT", p.Type())
 	}
-	// Answer from the client's address, learnt from the CONNECT.
-	buf := make([]byte, 100)
-	_ = buf
-	fake.to = clientAddr(t, c)
+	fake.to = c.conn.LocalAddr()
 	fake.send(&Connack{})
 	if err := <-done; err != nil {
 		t.Fatalf("Connect() = %v", err)
@@ -305,11 +302,6 @@ func TestClientLosesSilentGateway(t *testing.T) {
 	if err := c.Publish(ctxT(t), "ml/x/y", 1, nil); !errors.Is(err, ErrConnectionLost) {
 		t.Errorf("Publish after loss = %v, want ErrConnectionLost", err)
 	}
-}
-
-func clientAddr(t testing.TB, c *Client) interface{ Network() string; String() string } {
-	t.Helper()
-	return c.conn.LocalAddr()
 }
 
 func TestUnknownTopicIDGetsInvalidTopicID(t *testing.T) {
@@ -447,17 +439,25 @@ func TestSlowOnPublishDoesNotBlockOthers(t *testing.T) {
 			return rec2.onPublish(ctx, clientID, topic, payload)
 		},
 	}, nil)
-	defer close(release)
 	slow := newTestClient(t, gw, ClientConfig{ClientID: "slow", RetryInterval: time.Second}, nil)
 	fast := newTestClient(t, gw, ClientConfig{ClientID: "fast"}, nil)
 	connect(t, slow)
 	connect(t, fast)
-	go func() { _ = slow.Publish(context.Background(), "ml/slow", 1, []byte("s")) }()
-	waitFor(t, 5*time.Second, func() error { return nil })
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- slow.Publish(context.Background(), "ml/slow", 1, []byte("s")) }()
 	for i := range 5 {
 		if err := fast.Publish(ctxT(t), "ml/fast", 1, fmt.Appendf(nil, "%d", i)); err != nil {
 			t.Fatalf("fast Publish = %v", err)
 		}
+	}
+	select {
+	case err := <-slowDone:
+		t.Fatalf("slow Publish returned %v before OnPublish did", err)
+	default:
+	}
+	release <- struct{}{}
+	if err := <-slowDone; err != nil {
+		t.Errorf("slow Publish = %v", err)
 	}
 }
 

@@ -89,7 +89,7 @@ func take(t *rapid.T, pool *[][]byte, label string) []byte {
 	}
 	i := rapid.IntRange(0, len(*pool)-1).Draw(t, label)
 	b := (*pool)[i]
-	if !rapid.Bool().Draw(t, label+"_dup") {
+	if rapid.IntRange(0, 3).Draw(t, label+"_dup") != 0 {
 		*pool = append((*pool)[:i:i], (*pool)[i+1:]...)
 	}
 	return b
@@ -272,13 +272,12 @@ func (m *rotModel) forgeData(t *rapid.T) {
 	if os == nil || os.s.Expired() {
 		t.Skip("no live ops session")
 	}
-	forgeCount++
 	g, err := ps.s.Seal(topicUp, Record{Kind: KindApp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	forged := bytes.Clone(g)
-	forged[9] ^= byte(rapid.IntRange(1, 255).Draw(t, "forge_ctr"))
+	forged[13] ^= byte(rapid.IntRange(1, 255).Draw(t, "forge_ctr")) // +2^16..2^24, below the 2^40 limit
 	if _, err := os.s.Open(topicUp, m.f.pdaID, forged); err == nil {
 		t.Fatal("forged counter accepted")
 	}
@@ -355,12 +354,8 @@ const (
 // and crashes at every persistence point, including §7.3's lost-CONFIRM
 // sequences. At least 200 runs (raise with -rapid.checks for nightly runs).
 func TestRotationProperties(t *testing.T) {
-	if f := flag.Lookup("rapid.checks"); f != nil && f.Value.String() == "100" {
-		if err := f.Value.Set("200"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = f.Value.Set("100") })
-	}
+	raiseFlag(t, "rapid.checks", "100", "200")
+	raiseFlag(t, "rapid.steps", "30", "100")
 	f := newFixture(t)
 	thief := mustKeypair(t, "thief")
 	rapid.Check(t, func(t *rapid.T) {
@@ -435,7 +430,19 @@ func TestRotationProperties(t *testing.T) {
 		})
 		m.cleanRound(t)
 	})
-	t.Logf("forge data reached %d times", forgeCount)
+}
+
+// raiseFlag sets a rapid flag still at its default for this test only, so
+// plain go test meets T11's minimum while -rapid.checks=N still wins.
+func raiseFlag(t *testing.T, name, def, v string) {
+	f := flag.Lookup(name)
+	if f == nil || f.Value.String() != def {
+		return
+	}
+	if err := f.Value.Set(v); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Value.Set(def) })
 }
 
 func TestOpsRowCloneAlarm(t *testing.T) {
@@ -476,5 +483,3 @@ func TestOpsRowDuplicate(t *testing.T) {
 		t.Fatalf("late copy: action %d, err %v", late.Action, late.Err)
 	}
 }
-
-var forgeCount int

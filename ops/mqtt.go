@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/meterlink/meterlink/bus"
@@ -17,6 +18,7 @@ import (
 // publications. On ctx done it publishes status "down" and disconnects.
 func (o *Ops) runBus(ctx context.Context) error {
 	pw := o.cfg.Password
+	var lost atomic.Bool // set when the connection drops, so that a reconnect republishes the status
 	c, err := bus.New(bus.Config{
 		URL: o.cfg.BrokerURL, ClientID: o.cfg.ClientID, Username: o.cfg.Username,
 		Password:     func() string { return pw },
@@ -29,7 +31,10 @@ func (o *Ops) runBus(ctx context.Context) error {
 			default:
 			}
 		},
-		OnLost: func(error) { o.connected.Store(false) },
+		OnLost: func(error) {
+			o.connected.Store(false)
+			lost.Store(true)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("mqtt client: %w", err)
@@ -76,7 +81,9 @@ func (o *Ops) runBus(ctx context.Context) error {
 			cancel()
 			return nil
 		case <-o.reconnect:
-			o.publishStatus(ctx, c, "up")
+			if lost.Swap(false) { // the first connect's status is published above
+				o.publishStatus(ctx, c, "up")
+			}
 		case m := <-o.out:
 			o.publish(ctx, c, m)
 		}

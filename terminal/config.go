@@ -3,6 +3,7 @@ package terminal
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 )
@@ -27,6 +28,9 @@ type Config struct {
 	KeepAlive time.Duration   // MQTT-SN keep-alive; default 60s
 	Retry     time.Duration   // MQTT-SN Tretry; default 2s (the radio's round trip plus the handheld's store)
 	Now       func() time.Time
+	// Radio, if set, wraps the terminal's radio socket: tests put a lossy link simulator
+	// (mqttsn/radiosim) here.
+	Radio func(net.PacketConn) net.PacketConn
 }
 
 // DefaultConfig returns a terminal configuration with every default filled in.

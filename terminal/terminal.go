@@ -199,9 +199,13 @@ func (t *Terminal) uplink(ctx context.Context) {
 }
 
 func (t *Terminal) session(ctx context.Context) error {
-	conn, err := net.ListenUDP("udp", nil)
+	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		return fmt.Errorf("open radio socket: %w", err)
+	}
+	var conn net.PacketConn = udp
+	if t.cfg.Radio != nil {
+		conn = t.cfg.Radio(conn)
 	}
 	c, err := mqttsn.NewClient(conn, t.gw, mqttsn.ClientConfig{
 		ClientID: t.cfg.ID, KeepAlive: t.cfg.KeepAlive, RetryInterval: t.cfg.Retry,
