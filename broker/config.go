@@ -26,7 +26,7 @@ type Config struct {
 	WSAddr    string // MQTT over WebSocket, host:port (any path); default "" = off; the lab uses 127.0.0.1:8083
 	StorePath string // buntdb file for sessions, subscriptions, in-flight and retained messages; "" = memory only, lost on restart
 
-	Accounts []Account                         // static accounts, e.g. ops, the pda-bridge, handhelds
+	Accounts []Account                             // static accounts, e.g. ops, the pda-bridge, handhelds
 	Lookup   func(username string) (Account, bool) // optional dynamic accounts (ops' PDAs), consulted after Accounts; must be safe for concurrent use
 	// AllowViewers lets clients without a username connect as [topic.RoleViewer]: they may only
 	// subscribe to what the topic registry gives viewers (dashboards).
@@ -97,7 +97,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s address %q: want host:port", a.name, a.v))
 		}
 	}
-	if c.TCPAddr != "" && c.TCPAddr == c.WSAddr {
+	if c.TCPAddr != "" && c.TCPAddr == c.WSAddr && !strings.HasSuffix(c.TCPAddr, ":0") {
 		errs = append(errs, fmt.Errorf("mqtt and ws share the address %q", c.TCPAddr))
 	}
 	if c.MaxInflight < 1 || c.MaxInflight > maxInflightLimit {

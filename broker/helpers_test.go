@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -153,8 +152,10 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	return &rawConn{t: t, c: c, r: newReader(c)}
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
 func (rc *rawConn) send(pk packets.Packet) {
 	rc.t.Helper()
@@ -259,11 +260,4 @@ func (rc *rawConn) puback(id uint16) {
 func (rc *rawConn) disconnect() {
 	rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
 	_ = rc.c.Close()
-}
-
-// errClosedByBroker reports whether err means the broker closed the connection.
-func errClosedByBroker(err error) bool {
-	var ne net.Error
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && !ne.Timeout()) ||
-		strings.Contains(fmt.Sprint(err), "connection reset")
 }

@@ -178,8 +178,8 @@ func (l *listener) untrack(c net.Conn) {
 	l.wg.Done()
 }
 
-// Close stops accepting, asks mochi to disconnect this listener's clients, closes every
-// connection still open and waits until each has been let go.
+// Close stops accepting, closes every connection, lets mochi stop this listener's clients and
+// waits until each connection has been let go.
 func (l *listener) Close(closeClients listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
@@ -197,12 +197,16 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	if serving {
 		<-l.served
 	}
-	closeClients(l.id)
+	// Connections are closed before mochi disconnects its clients: mochi writes its DISCONNECT
+	// under the client's lock, which a write blocked on a consumer that stopped reading holds
+	// until the keep-alive deadline. MQTT 3.1.1 clients see the same either way: a closed
+	// connection.
 	l.mu.Lock()
 	for c := range l.conns {
 		_ = c.Close()
 	}
 	l.mu.Unlock()
+	closeClients(l.id)
 	l.wg.Wait()
 }
 

@@ -162,6 +162,15 @@ func (c *Client) handle(s *clientSession, p Packet) {
 	case *Pingreq:
 		err = c.send(&Pingresp{})
 	case *Disconnect:
+		c.mu.Lock()
+		connecting := c.state == clientConnecting
+		c.mu.Unlock()
+		if connecting {
+			// A gateway answers CONNECT with CONNACK: this DISCONNECT
+			// answered something sent before the connection was lost.
+			c.log.Debug("stale disconnect ignored")
+			return
+		}
 		c.markLost(s, errors.New("disconnected by gateway"))
 	case *WillTopicReq, *WillMsgReq:
 		err = c.answerWillPrompt(p)

@@ -267,7 +267,7 @@ func (g *Gateway) readLoop(ctx context.Context) error {
 		}
 		p, err := Decode(buf[:n])
 		if err != nil {
-			g.reject("", addr, err)
+			g.reject(g.clientIDAt(addr), addr, err)
 			continue
 		}
 		pr := peer{addr: addr}
@@ -457,6 +457,35 @@ func (g *Gateway) Publish(ctx context.Context, clientID, topic string, qos int, 
 		return fmt.Errorf("publish to %s: %w", clientID, ErrClosed)
 	}
 	return nil
+}
+
+// Disconnect sends an unsolicited DISCONNECT to an active, asleep or awake
+// client, which must then CONNECT again; the Will is not published. Call
+// it when the broker connection that serves the client drops (pitfall 13),
+// or to evict a client.
+func (g *Gateway) Disconnect(clientID string) error {
+	g.mu.Lock()
+	s := g.byID[clientID]
+	g.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("disconnect %s: %w", clientID, ErrUnknownClient)
+	}
+	if !s.post(s.kick) {
+		return fmt.Errorf("disconnect %s: %w", clientID, ErrClosed)
+	}
+	return nil
+}
+
+func (g *Gateway) clientIDAt(addr net.Addr) string {
+	if addr == nil {
+		return ""
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s := g.byAddr[addr.String()]; s != nil {
+		return s.id
+	}
+	return ""
 }
 
 // Clients returns a snapshot of all client sessions.

@@ -530,6 +530,21 @@ func (s *session) onDisconnect(p *Disconnect) {
 	s.g.log.Info("mqtt-sn client disconnected", "client_id", s.id)
 }
 
+// kick ends the connection from the gateway's side.
+func (s *session) kick() {
+	switch s.State() {
+	case StateActive, StateAsleep, StateAwake, StateConnecting:
+		s.stopTimer()
+		s.inflight = nil
+		if len(s.outq) > 0 && s.outq[0].msgID != 0 {
+			s.outq[0].dup = true
+		}
+		s.setState(StateDisconnected)
+		s.send(&Disconnect{})
+		s.g.log.Info("mqtt-sn client disconnected by gateway", "client_id", s.id)
+	}
+}
+
 // displaced runs when another client took this session's address.
 func (s *session) displaced() {
 	switch s.State() {

@@ -404,3 +404,12 @@ func (r *Responder) Respond(lookup PSKLookup, p2 Payload2) ([]byte, *Established
 		RejectAfter: time.Duration(p2.RejectAfterMin) * time.Minute,
 	}, nil
 }
+
+// Close overwrites the initiator's copies of S_pda's private key, the SID
+// and the ephemeral private key. Call it once the handshake is over.
+func (i *Initiator) Close() {
+	i.cfg.Static.Zero()
+	i.cfg.SID.Zero()
+	i.ephemeral = [32]byte{}
+	i.hs, i.done = nil, true
+}

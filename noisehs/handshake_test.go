@@ -331,3 +331,17 @@ func TestHSInitHashAndEpochLimit(t *testing.T) {
 		t.Error("HSInitHash collides")
 	}
 }
+
+func TestInitiatorClose(t *testing.T) {
+	f := newFixture(t)
+	i, _ := NewInitiator(f.initConfig())
+	r, _ := ReadHSInit(f.respConfig(), i.HSInit())
+	resp, _, _ := r.Respond(f.lookup, f.payload2())
+	i.Close()
+	if _, err := i.ReadHSResp(resp); !errors.Is(err, ErrState) {
+		t.Fatalf("ReadHSResp after Close = %v, want ErrState", err)
+	}
+	if !i.cfg.SID.IsZero() || i.cfg.Static.Private != [32]byte{} {
+		t.Fatal("Close left secrets behind")
+	}
+}

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ type Config struct {
 	Metrics *metrics.Registry // the API declares and counts MetricRequests in it
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
-	Rand    io.Reader        // source of new SIDs; crypto/rand.Reader in production
+	Rand    io.Reader        // source of new SIDs; default crypto/rand.Reader
 	Health  func() Health    // the ingest's state; optional
 }
 
@@ -76,6 +77,9 @@ func New(cfg Config) *API {
 		now: cfg.Now, rand: cfg.Rand, health: cfg.Health, mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.rand == nil {
+		a.rand = rand.Reader
 	}
 	if a.health == nil {
 		a.health = func() Health { return Health{Status: "ok"} }
