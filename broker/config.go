@@ -26,8 +26,12 @@ type Config struct {
 	WSAddr    string // MQTT over WebSocket, host:port (any path); default "" = off; the lab uses 127.0.0.1:8083
 	StorePath string // buntdb file for sessions, subscriptions, in-flight and retained messages; "" = memory only, lost on restart
 
-	Accounts []Account                             // static accounts, e.g. ops, the pda-bridge, handhelds
-	Lookup   func(username string) (Account, bool) // optional dynamic accounts (ops' PDAs), consulted after Accounts; must be safe for concurrent use
+	Accounts []Account // static accounts, e.g. ops, the pda-bridge, handhelds
+	// Lookup optionally finds accounts not in Accounts, e.g. ops' PDAs. It is called on every
+	// CONNECT of such a username and once for each session restored from the store, from many
+	// goroutines at once: keep it fast and safe for concurrent use. An account it returns must
+	// carry the asked username and pass the same checks as Accounts, or it is ignored.
+	Lookup func(username string) (Account, bool)
 	// AllowViewers lets clients without a username connect as [topic.RoleViewer]: they may only
 	// subscribe to what the topic registry gives viewers (dashboards).
 	AllowViewers bool
@@ -50,7 +54,7 @@ type Config struct {
 
 // Account is one set of broker credentials and the role they grant.
 type Account struct {
-	Username string
+	Username string // MQTT username; for a PDA its id, e.g. "P01"
 	// Password is the password in clear, for tests and the lab. Either Password or
 	// PasswordSHA256 (or both) must be set. Never logged.
 	Password []byte

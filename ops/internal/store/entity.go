@@ -103,6 +103,7 @@ type FieldError struct {
 	Fields map[string]string
 }
 
+// Error lists the fields and their problems, sorted by field.
 func (e *FieldError) Error() string {
 	keys := make([]string, 0, len(e.Fields))
 	for k := range e.Fields {
