@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -170,7 +171,11 @@ func TestDisconnect(t *testing.T) {
 	if !b.Disconnect("P01") {
 		t.Fatal("Disconnect(P01) = false, want true")
 	}
-	<-lost
+	select {
+	case <-lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("client not disconnected within 5s")
+	}
 	if b.Disconnect("nobody") {
 		t.Error("Disconnect(nobody) = true, want false")
 	}

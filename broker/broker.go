@@ -229,7 +229,8 @@ func (b *Broker) Stats() Stats {
 
 // Disconnect closes the connection of the client with clientID, e.g. a revoked PDA
 // (security.md §10), and reports whether it was connected. Its persistent session, if any,
-// stays; its next CONNECT is authenticated afresh.
+// stays; its next CONNECT is authenticated afresh, and deliveries queued for the session are
+// checked against Accounts and Lookup again (a revoked PDA's account is gone from Lookup).
 func (b *Broker) Disconnect(clientID string) bool {
 	b.auth.forget(clientID)
 	cl, ok := b.srv.Clients.Get(clientID)

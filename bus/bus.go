@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,7 @@ func New(cfg Config) (*Client, error) {
 	o := mqtt.NewClientOptions().
 		AddBroker(cfg.URL).
 		SetClientID(cfg.ClientID).
+		SetProtocolVersion(4). // MQTT 3.1.1 only: paho would retry a refusal as 3.1
 		SetCleanSession(cfg.CleanSession).
 		SetKeepAlive(cfg.KeepAlive).
 		SetAutoReconnect(true).
@@ -117,6 +119,10 @@ func New(cfg Config) (*Client, error) {
 			return cfg.Username, pw
 		})
 	}
+	// Messages of a persistent session can arrive before the subscriptions are renewed after a
+	// (re)connect; the default handler routes them by the filters already registered, so none
+	// is left unacknowledged.
+	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { c.dispatch(m) })
 	o.SetOnConnectHandler(func(mqtt.Client) { go c.resubscribe() })
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		c.log.Warn("broker connection lost", "err", err)
@@ -179,22 +185,69 @@ func (c *Client) Publish(ctx context.Context, topic string, qos byte, retained b
 }
 
 // Subscribe subscribes filter with handler h and keeps the subscription across reconnects.
+// Called before Connect, it registers the subscription, which Connect then makes: a
+// persistent session's queued messages then find their handler at once.
 func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, h Handler) error {
 	c.mu.Lock()
 	c.subs[filter] = sub{qos: qos, h: h}
 	c.mu.Unlock()
+	if !c.c.IsConnectionOpen() {
+		return nil
+	}
 	return c.subscribe(ctx, filter, qos, h)
 }
 
-func (c *Client) subscribe(ctx context.Context, filter string, qos byte, h Handler) error {
-	tok := c.c.Subscribe(filter, qos, func(_ mqtt.Client, m mqtt.Message) {
-		msg := Message{Topic: m.Topic(), Payload: m.Payload(), Duplicate: m.Duplicate(), QoS: m.Qos()}
-		if err := h(c.ctx, msg); err != nil {
-			c.log.Warn("message left unacknowledged", "topic", msg.Topic, "err", err)
-			return
+// handle runs h on m and acknowledges m when h returns nil.
+func (c *Client) handle(h Handler, m mqtt.Message) {
+	msg := Message{Topic: m.Topic(), Payload: m.Payload(), Duplicate: m.Duplicate(), QoS: m.Qos()}
+	if err := h(c.ctx, msg); err != nil {
+		c.log.Warn("message left unacknowledged", "topic", msg.Topic, "err", err)
+		return
+	}
+	m.Ack()
+}
+
+// dispatch routes a message that arrived before its subscription was renewed.
+func (c *Client) dispatch(m mqtt.Message) {
+	c.mu.Lock()
+	var h Handler
+	for f, s := range c.subs {
+		if Match(f, m.Topic()) {
+			h = s.h
+			break
 		}
+	}
+	c.mu.Unlock()
+	if h == nil {
+		c.log.Warn("message without a handler acknowledged and dropped", "topic", m.Topic())
 		m.Ack()
-	})
+		return
+	}
+	c.handle(h, m)
+}
+
+// Match reports whether topic matches the MQTT filter (a shared subscription's
+// $share/group/ prefix is ignored).
+func Match(filter, topic string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		if _, f, found := strings.Cut(rest, "/"); found {
+			filter = f
+		}
+	}
+	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, f := range fl {
+		if f == "#" {
+			return true
+		}
+		if i >= len(tl) || (f != "+" && f != tl[i]) {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}
+
+func (c *Client) subscribe(ctx context.Context, filter string, qos byte, h Handler) error {
+	tok := c.c.Subscribe(filter, qos, func(_ mqtt.Client, m mqtt.Message) { c.handle(h, m) })
 	if err := wait(ctx, tok); err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)
 	}

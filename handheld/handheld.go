@@ -245,6 +245,11 @@ func (h *Handheld) Run(ctx context.Context) error {
 // uplink connects to the PDA and sends the outbox in batches, again after ResendAfter when
 // ops has not acknowledged them.
 func (h *Handheld) uplink(ctx context.Context) {
+	// Registered before connecting: acknowledgements queued in our session while we were
+	// away find their handler at once.
+	if err := h.pda.Subscribe(ctx, topic.HHAck(h.cfg.ID), 1, h.onAck); err != nil {
+		h.log.Error("subscribe to acknowledgements failed", "err", err)
+	}
 	backoff := 200 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -260,9 +265,6 @@ func (h *Handheld) uplink(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
-	}
-	if err := h.pda.Subscribe(ctx, topic.HHAck(h.cfg.ID), 1, h.onAck); err != nil {
-		h.log.Error("subscribe to acknowledgements failed", "err", err)
 	}
 	h.log.Info("pda link up", "pda_url", h.cfg.PDAURL)
 	resend := time.NewTicker(h.cfg.ResendAfter / 2)

@@ -108,12 +108,5 @@ func (c Config) LogValue() slog.Value {
 }
 
 // upFilter is the shared subscription through which this replica gets its share of the PDAs'
-// uplink. topic.OpsUpShared names group "ops"; another group keeps its filter and swaps the
-// group level only.
-func (c Config) upFilter() string {
-	if c.Group == "ops" {
-		return topic.OpsUpShared
-	}
-	const share = "$share/ops/"
-	return "$share/" + c.Group + "/" + topic.OpsUpShared[len(share):]
-}
+// uplink.
+func (c Config) upFilter() string { return topic.OpsUpSharedGroup(c.Group) }

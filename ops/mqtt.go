@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -40,6 +39,14 @@ func (o *Ops) runBus(ctx context.Context) error {
 		return fmt.Errorf("mqtt client: %w", err)
 	}
 	defer c.Close()
+	// Registered before connecting: the uplink the broker kept for our session while we were
+	// away finds its handler at once. bus makes the subscription on every (re)connect.
+	filter := o.cfg.upFilter()
+	if err := c.Subscribe(ctx, filter, 1, func(ctx context.Context, m bus.Message) error {
+		return o.HandleUp(ctx, m.Topic, m.Payload)
+	}); err != nil {
+		return fmt.Errorf("subscribe to the pda uplink: %w", err)
+	}
 
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		err := c.Connect(ctx)
@@ -57,18 +64,6 @@ func (o *Ops) runBus(ctx context.Context) error {
 		}
 	}
 	o.connected.Store(true)
-	filter := o.cfg.upFilter()
-	err = c.Subscribe(ctx, filter, 1, func(ctx context.Context, m bus.Message) error {
-		return o.HandleUp(ctx, m.Topic, m.Payload)
-	})
-	switch {
-	case errors.Is(err, bus.ErrRefused):
-		return fmt.Errorf("subscribe to the pda uplink: %w", err)
-	case err != nil && ctx.Err() != nil:
-		return nil
-	case err != nil: // kept by bus and restored on the next connect
-		o.log.Warn("subscribe failed; retrying on reconnect", "filter", filter, "err", err)
-	}
 	o.log.Info("consuming pda uplink", "broker_url", o.cfg.BrokerURL, "filter", filter, "qos", 1)
 	o.publishStatus(ctx, c, "up")
 

@@ -113,17 +113,19 @@ func (b *Bridge) wake() {
 // Run connects both links and forwards until ctx is done.
 func (b *Bridge) Run(ctx context.Context) error {
 	defer b.Close()
-	if err := connect(ctx, b.log, "local listener", b.local); err != nil {
-		return nil // ctx done
-	}
+	// Subscriptions are registered before connecting, so messages queued in the persistent
+	// sessions find their handlers at once.
 	if err := b.local.Subscribe(ctx, topic.HHRecordsAll, 1, b.onRecords); err != nil {
 		return fmt.Errorf("subscribe to handheld records: %w", err)
 	}
-	if err := connect(ctx, b.log, "ops broker", b.up); err != nil {
-		return nil
-	}
 	if err := b.up.Subscribe(ctx, topic.PDADown(b.cfg.ID), 1, b.onDown); err != nil {
 		return fmt.Errorf("subscribe to ops downlink: %w", err)
+	}
+	if err := connect(ctx, b.log, "local listener", b.local); err != nil {
+		return nil // ctx done
+	}
+	if err := connect(ctx, b.log, "ops broker", b.up); err != nil {
+		return nil
 	}
 	b.log.Info("pda bridge up", "config", b.cfg)
 	resend := time.NewTicker(b.cfg.ResendAfter / 2)

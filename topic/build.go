@@ -100,8 +100,13 @@ func PDAHandshakeUp(pda string) string { return "meterlink/v1/pda/" + pda + "/hs
 func PDAHandshakeDown(pda string) string { return "meterlink/v1/pda/" + pda + "/hs/down" }
 
 // OpsUpShared is the shared-subscription filter through which ops replicas split the PDAs'
-// uplink between them.
-const OpsUpShared = "$share/ops/meterlink/v1/pda/+/up"
+// uplink between them, in the default group "ops".
+const OpsUpShared = "$share/ops/" + pdaUpAll
+
+const pdaUpAll = "meterlink/v1/pda/+/up"
+
+// OpsUpSharedGroup is [OpsUpShared] for another group of ops replicas.
+func OpsUpSharedGroup(group string) string { return "$share/" + group + "/" + pdaUpAll }
 
 // ParsePDA splits a PDA upstream topic into the PDA id and the rest ("up", "down", "hs/up",
 // "hs/down").
