@@ -100,7 +100,6 @@ type Client struct {
 	closedCh chan struct{}
 	closeErr error
 	once     sync.Once
-	readerWG sync.WaitGroup
 
 	mu       sync.Mutex
 	state    clientState
@@ -665,7 +664,6 @@ func (c *Client) Close() error {
 		if s != nil {
 			s.wg.Wait()
 		}
-		c.readerWG.Wait()
 	})
 	return c.closeErr
 }

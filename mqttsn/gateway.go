@@ -203,6 +203,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.running = true
 	g.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g.runMu.Lock()
 	g.runCtx = ctx
 	g.runMu.Unlock()
@@ -215,6 +217,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.log.Info("mqtt-sn gateway running", "addr", g.conn.LocalAddr(), "gw_id", g.cfg.GatewayID)
 	err := g.readLoop(ctx)
+	cancel() // stops the supervisor, the advertiser and slow OnPublish calls
 
 	g.runMu.Lock()
 	g.stopped = true

@@ -227,22 +227,25 @@ func TestClientGatewayOverNoisySerial(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- g.Run(ctx) }()
+	var c *Client
 	defer func() {
 		cancel()
 		if err := <-runErr; err != nil {
 			t.Errorf("Run() = %v", err)
 		}
 		gwConn.Close()
+		if c != nil {
+			c.Close()
+		}
 	}()
 
-	c, err := NewClient(NewSerialConn(b, 0x0042), NodeAddr(0x0001), ClientConfig{
+	c, err = NewClient(NewSerialConn(b, 0x0042), NodeAddr(0x0001), ClientConfig{
 		ClientID: "mt-0042", RetryInterval: 50 * time.Millisecond, MaxRetries: 20, Logger: testLogger(t),
 		Predefined: map[string]uint16{"ml/rd/0042": 1},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	connect(t, c)
 	got := make(chan string, 10)
 	if err := c.Subscribe(ctxT(t), "ml/cmd/0042", 1, func(_ string, p []byte) error {

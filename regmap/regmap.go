@@ -94,7 +94,7 @@ type Register struct {
 	Words     int       `json:"words"`                // registers taken; must match Type
 	Type      Type      `json:"type"`                 // float32, uint32, int16 or uint16
 	WordOrder WordOrder `json:"word_order,omitempty"` // default: the map's
-	Scale     float64   `json:"scale,omitempty"`      // wire value × Scale = value in the quantity's unit; default 1
+	Scale     float64   `json:"scale,omitempty"`      // wire value × Scale = value in the quantity's unit; 0 or omitted: 1
 	Writable  bool      `json:"writable,omitempty"`   // accepts FC16 writes
 	Note      string    `json:"note,omitempty"`       // wire unit and access, for people
 }
@@ -173,7 +173,7 @@ func (m Map) Validate() error {
 	}
 	for i, s := range m.Reserved {
 		if s.From > s.To {
-			bad("reserved[%d]: from %#04x is after to %#04x", i, s.From, s.To)
+			bad("reserved[%d]: from 0x%04X is after to 0x%04X", i, s.From, s.To)
 		}
 	}
 	if len(m.Registers) == 0 {
@@ -194,9 +194,9 @@ func (m Map) Validate() error {
 			bad("%s: words %d: type %s takes %d", at, r.Words, r.Type, r.Type.Words())
 		}
 		if r.Words > 0 && r.End() > 0x10000 {
-			bad("%s: address %#04x: %d words run past 0xFFFF", at, r.Address, r.Words)
+			bad("%s: address 0x%04X: %d words run past 0xFFFF", at, r.Address, r.Words)
 		}
-		if !r.WordOrder.valid() {
+		if r.WordOrder != m.WordOrder && !r.WordOrder.valid() {
 			bad("%s: word_order %q: want ABCD, CDAB, BADC or DCBA", at, r.WordOrder)
 		}
 		if r.Scale == 0 || math.IsNaN(r.Scale) || math.IsInf(r.Scale, 0) {
@@ -204,7 +204,7 @@ func (m Map) Validate() error {
 		}
 		for j, o := range m.Registers[:i] {
 			if r.Words > 0 && o.Words > 0 && int(r.Address) < o.End() && int(o.Address) < r.End() {
-				bad("%s: address %#04x overlaps registers[%d] (%s) at %#04x", at, r.Address, j, o.Quantity, o.Address)
+				bad("%s: address 0x%04X overlaps registers[%d] (%s) at 0x%04X", at, r.Address, j, o.Quantity, o.Address)
 			}
 		}
 	}
@@ -242,4 +242,24 @@ func (m Map) IsReserved(addr Address) bool {
 		}
 	}
 	return false
+}
+
+// DecodeBlock decodes every register that lies wholly inside a block of
+// words read from start, such as the DDS238-2's read of 0x0000..0x0011.
+// It returns the values by quantity.
+func (m Map) DecodeBlock(start Address, words []uint16) (map[string]float64, error) {
+	out := map[string]float64{}
+	end := int(start) + len(words)
+	for _, r := range m.Registers {
+		if int(r.Address) < int(start) || r.End() > end {
+			continue
+		}
+		off := int(r.Address) - int(start)
+		v, err := r.Decode(words[off : off+r.Words])
+		if err != nil {
+			return nil, err
+		}
+		out[r.Quantity] = v
+	}
+	return out, nil
 }
