@@ -55,8 +55,8 @@ type CustomerInfo struct {
 	Account       string    `json:"account"`
 	Owner         string    `json:"owner"`
 	Address       string    `json:"address,omitempty"`
-	Payment       string    `json:"payment"`      // "prepaid" or "postpaid"
-	BalanceFen    int64     `json:"balance_fen"`  // negative is arrears
+	Payment       string    `json:"payment"`     // "prepaid" or "postpaid"
+	BalanceFen    int64     `json:"balance_fen"` // negative is arrears
 	Meters        []MeterID `json:"meters"`
 	PeriodStart   string    `json:"period_start"` // YYYY-MM-DD, the current billing period
 	PeriodWh      int64     `json:"period_wh"`    // consumption this period, × multiplier
