@@ -163,7 +163,9 @@ func NewClient(conn net.PacketConn, gateway net.Addr, cfg ClientConfig) (*Client
 		topics:   make(map[string]uint16),
 		names:    make(map[uint16]string),
 	}
+	c.cfg.Predefined = make(map[string]uint16, len(cfg.Predefined))
 	for name, id := range cfg.Predefined {
+		c.cfg.Predefined[name] = id
 		c.predefBy[id] = name
 	}
 	return c, nil

@@ -1,16 +1,3 @@
-// Package mqttsn implements MQTT-SN v1.2 for MeterLink: a packet codec
-// ([Decode], [Append]), a client for collection terminals ([Client]) and a
-// transport-agnostic gateway core for the handheld ([Gateway]). Client and
-// gateway run over any [net.PacketConn]: UDP for interoperability, or the
-// serial radio framing of [NewSerialConn].
-//
-// The package follows the MQTT-SN v1.2 specification as summarised in
-// docs/mqtt-sn.md (shared docs), including its pitfalls checklist: both
-// length forms, QoS −1, per-client topic tables keyed on (type, id), PUBACK
-// with return code 0x02 for unknown topic ids, one outstanding transaction
-// per client, keep-alive tolerance, sleeping clients and the Will.
-//
-// It uses the standard library only.
 package mqttsn
 
 import (

@@ -261,3 +261,45 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Errorf("Publish after Close = %v, want ErrClosed", err)
 	}
 }
+
+func TestAdvertise(t *testing.T) {
+	watcher := newRawPeer(t, nil)
+	startGateway(t, GatewayConfig{GatewayID: 3, AdvertiseInterval: time.Second, AdvertiseAddr: watcher.conn.LocalAddr()}, nil)
+	if diff := cmp.Diff(Packet(&Advertise{GwID: 3, Duration: 1}), watcher.expect()); diff != "" {
+		t.Errorf("ADVERTISE (-want +got):\n%s", diff)
+	}
+	if _, err := NewGateway(watcher.conn, GatewayConfig{AdvertiseInterval: time.Second}); err == nil {
+		t.Error("NewGateway with an interval and no address succeeded")
+	}
+}
+
+func TestUnsubscribe(t *testing.T) {
+	g, gw, _ := startGateway(t, GatewayConfig{}, nil)
+	c := newTestClient(t, gw, ClientConfig{ClientID: "unsub"}, nil)
+	connect(t, c)
+	got := make(chan string, 4)
+	ctx := ctxT(t)
+	if err := c.Subscribe(ctx, "ml/cmd/u", 1, func(_ string, p []byte) error { got <- string(p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unsubscribe(ctx, "ml/cmd/u"); err != nil {
+		t.Fatalf("Unsubscribe() = %v", err)
+	}
+	if err := g.Publish(ctx, "unsub", "ml/cmd/u", 1, []byte("ignored")); err != nil {
+		t.Fatal(err)
+	}
+	// Acknowledged (no handler) but not delivered.
+	waitFor(t, 5*time.Second, func() error {
+		for _, ci := range g.Clients() {
+			if ci.Queued != 0 {
+				return fmt.Errorf("%d queued", ci.Queued)
+			}
+		}
+		return nil
+	})
+	select {
+	case m := <-got:
+		t.Errorf("delivered %q after Unsubscribe", m)
+	default:
+	}
+}
