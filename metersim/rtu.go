@@ -19,18 +19,28 @@ const rtuGap = 100 * time.Millisecond
 // maxRTUFrame is the longest RTU frame: unit, 253-byte PDU, CRC.
 const maxRTUFrame = 256
 
+// maxNoise bounds how far past an unknown function code scanRequest looks
+// for a known frame; longer noise waits for maxRTUFrame bytes or rtuGap.
+const maxNoise = 32
+
 // crc16 returns the CRC-16/MODBUS of b: initial value 0xFFFF, reflected
 // polynomial 0xA001. It is sent low byte first.
 func crc16(b []byte) uint16 {
 	crc := uint16(0xFFFF)
 	for _, c := range b {
-		crc ^= uint16(c)
-		for range 8 {
-			if crc&1 != 0 {
-				crc = crc>>1 ^ 0xA001
-			} else {
-				crc >>= 1
-			}
+		crc = crcAdd(crc, c)
+	}
+	return crc
+}
+
+// crcAdd feeds one byte to a running CRC-16/MODBUS.
+func crcAdd(crc uint16, c byte) uint16 {
+	crc ^= uint16(c)
+	for range 8 {
+		if crc&1 != 0 {
+			crc = crc>>1 ^ 0xA001
+		} else {
+			crc >>= 1
 		}
 	}
 	return crc
@@ -99,8 +109,14 @@ func scanRequest(buf []byte) int {
 		}
 		return n
 	}
+	crc := uint16(0xFFFF) // of buf[:k-2], grown one byte per step
 	for k := 4; k <= len(buf) && k <= maxRTUFrame; k++ {
-		if crcOK(buf[:k]) {
+		if k == 4 {
+			crc = crc16(buf[:2])
+		} else {
+			crc = crcAdd(crc, buf[k-3])
+		}
+		if crc == uint16(buf[k-2])|uint16(buf[k-1])<<8 {
 			return k
 		}
 	}
@@ -110,7 +126,7 @@ func scanRequest(buf []byte) int {
 	// Line noise looks like an unknown function code. Give up on it as
 	// soon as a whole known frame follows, rather than waiting for the
 	// longest frame or the idle timeout.
-	for i := 1; i+4 <= len(buf); i++ {
+	for i := 1; i+4 <= len(buf) && i <= maxNoise; i++ {
 		if k := requestLen(buf[i:]); k > 0 && k <= len(buf)-i && crcOK(buf[i:i+k]) {
 			return -1
 		}

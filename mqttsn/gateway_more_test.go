@@ -303,3 +303,46 @@ func TestUnsubscribe(t *testing.T) {
 	default:
 	}
 }
+
+func TestCleanReconnectResubscribes(t *testing.T) {
+	c, gw := fakeGateway(t, ClientConfig{ClientID: "resub", CleanSession: true})
+	subscribe := func() error {
+		return c.Subscribe(ctxT(t), "ml/cmd/+", 1, func(string, []byte) error { return nil })
+	}
+	done := make(chan error, 1)
+	go func() { done <- subscribe() }()
+	sub := gw.expect().(*Subscribe)
+	gw.send(&Suback{QoS: QoS1, MsgID: sub.MsgID})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- c.Connect(ctxT(t)) }()
+	if _, ok := gw.expect().(*Connect); !ok {
+		t.Fatal("no CONNECT")
+	}
+	gw.send(&Connack{})
+	sub2, ok := gw.expect().(*Subscribe)
+	if !ok || sub2.TopicName != "ml/cmd/+" || sub2.QoS != QoS1 {
+		t.Fatalf("after clean reconnect got %#v, want SUBSCRIBE ml/cmd/+", sub2)
+	}
+	gw.send(&Suback{QoS: QoS1, MsgID: sub2.MsgID})
+	if err := <-done; err != nil {
+		t.Errorf("Connect() = %v", err)
+	}
+}
+
+func TestMaxClients(t *testing.T) {
+	_, gw, _ := startGateway(t, GatewayConfig{MaxClients: 1}, nil)
+	first := newTestClient(t, gw, ClientConfig{ClientID: "first"}, nil)
+	second := newTestClient(t, gw, ClientConfig{ClientID: "second"}, nil)
+	connect(t, first)
+	var rej *RejectedError
+	if err := second.Connect(ctxT(t)); !errors.As(err, &rej) || rej.Code != RejectedCongestion {
+		t.Fatalf("Connect() beyond MaxClients = %v, want congestion", err)
+	}
+	// A disconnected session with nothing queued makes room.
+	if err := first.Disconnect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, second)
+}

@@ -20,14 +20,22 @@ type ChannelConfig struct {
 
 // Config sets up one terminal.
 type Config struct {
-	ID        string          // terminal id, also its MQTT-SN client id; required
-	Gateway   string          // MQTT-SN gateway, udp://host:port; default udp://127.0.0.1:1885
-	StorePath string          // buntdb file; ":memory:" keeps nothing across restarts
-	Channels  []ChannelConfig // used for channels the store does not know yet
-	Interval  time.Duration   // collection interval; default 15s, minimum 100ms
-	KeepAlive time.Duration   // MQTT-SN keep-alive; default 60s
-	Retry     time.Duration   // MQTT-SN Tretry; default 2s (the radio's round trip plus the handheld's store)
-	Now       func() time.Time
+	ID        string           // terminal id, also its MQTT-SN client id; required
+	Gateway   string           // MQTT-SN gateway, udp://host:port; default udp://127.0.0.1:1885
+	StorePath string           // buntdb file; ":memory:" keeps nothing across restarts
+	Channels  []ChannelConfig  // used for channels the store does not know yet
+	Interval  time.Duration    // collection interval; default 15s, minimum 100ms
+	KeepAlive time.Duration    // MQTT-SN keep-alive; default 60s
+	Retry     time.Duration    // MQTT-SN Tretry; default 2s (the radio's round trip plus the handheld's store)
+	Now       func() time.Time // system clock; the terminal's own clock runs from it with DriftPPM
+
+	FreezeAt      string         // daily freeze time HH:MM on the terminal's clock; default 00:00
+	Location      *time.Location // time zone of the freeze time and dates; default Asia/Shanghai (UTC+8)
+	DriftPPM      float64        // simulated clock drift, parts per million; default 0, |drift| ≤ 1000
+	ClockSetEvent time.Duration  // a clock set that moves the clock further than this raises an event; default 60s
+	FrozenDays    int            // daily frozen records kept; default 62
+	Sleep         time.Duration  // 0: always connected; else sleep this long between contacts (MQTT-SN sleeping client)
+	CounterSync   bool           // persist every pulse before Pulse returns (default true in DefaultConfig)
 	// Radio, if set, wraps the terminal's radio socket: tests put a lossy link simulator
 	// (mqttsn/radiosim) here.
 	Radio func(net.PacketConn) net.PacketConn
@@ -42,6 +50,12 @@ func DefaultConfig() Config {
 		KeepAlive: 60 * time.Second,
 		Retry:     2 * time.Second,
 		Now:       time.Now,
+
+		FreezeAt:      "00:00",
+		Location:      chinaStandardTime,
+		ClockSetEvent: time.Minute,
+		FrozenDays:    62,
+		CounterSync:   true,
 	}
 }
 
@@ -58,6 +72,18 @@ func (c Config) Validate() error {
 	}
 	if c.Interval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("interval %v is below 100ms", c.Interval))
+	}
+	if _, err := parseHHMM(c.FreezeAt); err != nil {
+		errs = append(errs, fmt.Errorf("freeze-at %q: %w", c.FreezeAt, err))
+	}
+	if c.DriftPPM < -1000 || c.DriftPPM > 1000 {
+		errs = append(errs, fmt.Errorf("drift %v ppm: want -1000..1000", c.DriftPPM))
+	}
+	if c.FrozenDays < 1 || c.FrozenDays > 366 {
+		errs = append(errs, fmt.Errorf("frozen-days %d: want 1..366", c.FrozenDays))
+	}
+	if c.Sleep != 0 && (c.Sleep < time.Second || c.Sleep > 18*time.Hour) {
+		errs = append(errs, fmt.Errorf("sleep %v: want 0 (always on) or 1s..18h", c.Sleep))
 	}
 	seen := map[uint8]bool{}
 	for _, ch := range c.Channels {
@@ -101,4 +127,16 @@ func validID(s string) bool {
 		}
 	}
 	return true
+}
+
+// chinaStandardTime is UTC+8, the clock of State Grid terminals; a fixed zone needs no tzdata.
+var chinaStandardTime = time.FixedZone("CST", 8*3600)
+
+// parseHHMM parses a time of day "HH:MM" into minutes after midnight.
+func parseHHMM(s string) (int, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		return 0, errors.New("want HH:MM, 00:00 to 23:59")
+	}
+	return t.Hour()*60 + t.Minute(), nil
 }

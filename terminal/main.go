@@ -28,6 +28,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		dataDir    = fs.String("data-dir", "./meterlink-data", "directory for the terminals' stores")
 		interval   = fs.Duration("interval", def.Interval, "collection interval")
 		pulseInput = fs.String("pulse-listen", "", "TCP address to accept pulses from meter-sim on (empty: none)")
+		freezeAt   = fs.String("freeze-at", def.FreezeAt, "daily freeze time HH:MM (the handheld can change it)")
+		drift      = fs.Float64("drift-ppm", 0, "simulated clock drift in parts per million")
+		sleep      = fs.Duration("sleep", 0, "sleep between contacts with the gateway (0: always connected)")
 	)
 	lc.AddFlags(fs)
 	if err := cmdline.Parse(fs, args, getenv); err != nil {
@@ -62,6 +65,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		id := demo.TerminalID(*first + i)
 		cfg := def
 		cfg.ID, cfg.Gateway, cfg.Interval = id, *gateway, *interval
+		cfg.FreezeAt, cfg.DriftPPM, cfg.Sleep = *freezeAt, *drift, *sleep
 		cfg.StorePath = filepath.Join(*dataDir, "terminal-"+id+".db")
 		for _, c := range demo.TerminalChannels(id) {
 			cfg.Channels = append(cfg.Channels, ChannelConfig(c))

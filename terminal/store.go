@@ -19,9 +19,15 @@ type store struct {
 }
 
 const (
-	keySeq       = "seq"
-	prefixOutbox = "out:"
-	prefixChan   = "ch:"
+	keySeq        = "seq"
+	keyClean      = "meta:clean"       // present while the terminal is stopped cleanly
+	keyClock      = "meta:clock"       // clock offset from the system clock, ns
+	keyFreezeAt   = "meta:freeze_at"   // daily freeze time, HH:MM
+	keyLastFrozen = "meta:last_frozen" // date of the newest daily freeze, YYYY-MM-DD
+	keyLastSeen   = "meta:last_seen"   // terminal time of the last collection, Unix ms
+	prefixOutbox  = "out:"
+	prefixChan    = "ch:"
+	prefixFrozen  = "fz:" // fz:YYYY-MM-DD → the frozen record of that day
 )
 
 func openStore(path string) (*store, error) {
@@ -82,9 +88,15 @@ func putChannels(tx *buntdb.Tx, chs map[uint8]channelState) error {
 }
 
 // appendRecord assigns the next sequence number to r, stores it in the outbox and stores the
-// channel states, all in one transaction. It returns the record as stored.
-func (s *store) appendRecord(r wire.Record, chs map[uint8]channelState) (wire.Record, error) {
+// channel states (if any) and the meta values, all in one transaction. A frozen record is also
+// kept under its date. It returns the record as stored.
+func (s *store) appendRecord(r wire.Record, chs map[uint8]channelState, meta map[string]string) (wire.Record, error) {
 	err := s.db.Update(func(tx *buntdb.Tx) error {
+		for k, v := range meta {
+			if _, _, err := tx.Set(k, v, nil); err != nil {
+				return err
+			}
+		}
 		var seq uint64
 		if v, err := tx.Get(keySeq); err == nil {
 			seq, _ = strconv.ParseUint(v, 10, 64)
@@ -102,6 +114,11 @@ func (s *store) appendRecord(r wire.Record, chs map[uint8]channelState) (wire.Re
 		}
 		if _, _, err := tx.Set(outboxKey(seq), string(b), nil); err != nil {
 			return err
+		}
+		if r.Kind == wire.KindFrozen {
+			if _, _, err := tx.Set(prefixFrozen+r.FreezeDate, string(b), nil); err != nil {
+				return err
+			}
 		}
 		return putChannels(tx, chs)
 	})
@@ -143,5 +160,85 @@ func (s *store) remove(seq uint64) error {
 			return nil
 		}
 		return err
+	})
+}
+
+// meta returns a meta value, or "" when it is not set.
+func (s *store) meta(key string) string {
+	var v string
+	_ = s.db.View(func(tx *buntdb.Tx) error {
+		v, _ = tx.Get(key)
+		return nil
+	})
+	return v
+}
+
+// setMeta sets (or, with "", deletes) meta values in one transaction.
+func (s *store) setMeta(kv map[string]string) error {
+	return s.db.Update(func(tx *buntdb.Tx) error {
+		for k, v := range kv {
+			var err error
+			if v == "" {
+				_, err = tx.Delete(k)
+				if errors.Is(err, buntdb.ErrNotFound) {
+					err = nil
+				}
+			} else {
+				_, _, err = tx.Set(k, v, nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// frozen returns the kept frozen records of the dates from..to (inclusive, YYYY-MM-DD).
+func (s *store) frozen(from, to string) ([]wire.Record, error) {
+	var out []wire.Record
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendRange("", prefixFrozen+from, prefixFrozen+to+"~", func(_, v string) bool {
+			var r wire.Record
+			if json.Unmarshal([]byte(v), &r) == nil {
+				out = append(out, r)
+			}
+			return true
+		})
+	})
+	return out, err
+}
+
+// resend puts kept records back in the outbox, under their own sequence numbers, so a
+// receiver that has them already recognises them.
+func (s *store) resend(rs []wire.Record) error {
+	return s.db.Update(func(tx *buntdb.Tx) error {
+		for _, r := range rs {
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if _, _, err := tx.Set(outboxKey(r.Seq), string(b), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// pruneFrozen deletes frozen records of dates before the given one.
+func (s *store) pruneFrozen(before string) error {
+	return s.db.Update(func(tx *buntdb.Tx) error {
+		var old []string
+		_ = tx.AscendRange("", prefixFrozen, prefixFrozen+before, func(k, _ string) bool {
+			old = append(old, k)
+			return true
+		})
+		for _, k := range old {
+			if _, err := tx.Delete(k); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
 	})
 }

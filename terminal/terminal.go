@@ -1,49 +1,68 @@
 // Package terminal is the collection terminal: 16 channels that count meter pulses and turn
-// them into readings (base reading + pulses / impulse constant), a store that keeps counters
-// and unsent records across restarts, and an MQTT-SN client that sends every record to the
-// handheld's gateway at QoS 1 and deletes it only after the PUBACK.
+// them into readings (base reading + pulses / impulse constant), a clock that drifts and can
+// be set, a daily freeze at a settable time, events, and a store that keeps counters, frozen
+// days and unsent records across restarts. An MQTT-SN client sends every record to the
+// handheld's gateway at QoS 1 and deletes it only after the PUBACK; commands come down the
+// same way and each gets an acknowledgement with a result code.
 //
-// Topics (package topic): publishes radio-readings (t/{terminal}/rd) and radio-cmd-acks
-// (t/{terminal}/ack); subscribes to radio-commands (t/{terminal}/cmd).
-// Stores (buntdb): channel states, the sequence counter, the outbox.
+// Topics (package topic): publishes radio-readings, radio-frozen, radio-events and
+// radio-cmd-acks; subscribes to radio-commands.
+// Stores (buntdb): channel states, the sequence counter, the outbox, frozen days (62 by
+// default), the clock offset and the freeze time.
 package terminal
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/meterlink/meterlink/mqttsn"
-	"github.com/meterlink/meterlink/topic"
 	"github.com/meterlink/meterlink/wire"
 )
 
 // ErrUnknownChannel is returned for a pulse on a channel that is not commissioned.
 var ErrUnknownChannel = errors.New("channel not commissioned")
 
+// Event codes a terminal raises.
+const (
+	EventPowerLoss        = "power_loss"        // the terminal stopped without a clean shutdown
+	EventPowerRestore     = "power_restore"     // and came back
+	EventClockSet         = "clock_set"         // the clock was set further than ClockSetEvent
+	EventReadingBackwards = "reading_backwards" // a new base reading is below the last reading
+	EventMeterSilent      = "meter_silent"      // an RS485 meter did not answer
+	EventCounterWrap      = "counter_wrap"      // a pulse counter passed 2^32 (a 32-bit counter would have wrapped)
+)
+
 // Terminal is one collection terminal.
 type Terminal struct {
-	cfg   Config
-	log   *slog.Logger
-	store *store
-	gw    *net.UDPAddr
+	cfg    Config
+	log    *slog.Logger
+	store  *store
+	gw     *net.UDPAddr
+	clock  *clock
+	loc    *time.Location
+	freeze int // minutes after midnight
 
 	mu       sync.Mutex
 	channels map[uint8]channelState
+	acks     []wire.CommandAck // command answers waiting to be sent
 
-	kick chan struct{} // wakes the uplink when a record is added
+	kick chan struct{} // wakes the uplink when a record or answer is added
 	once sync.Once
 }
 
-// New opens the terminal's store and restores its channels.
+// New opens the terminal's store, restores its channels, clock and freeze time, and records a
+// power loss if it was not stopped cleanly.
 func New(cfg Config, log *slog.Logger) (*Terminal, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Location == nil {
+		cfg.Location = chinaStandardTime
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -57,11 +76,20 @@ func New(cfg Config, log *slog.Logger) (*Terminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	chs, err := st.loadChannels()
+	t, err := restore(cfg, log.With("terminal_id", cfg.ID), st, gw)
 	if err != nil {
 		st.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func restore(cfg Config, log *slog.Logger, st *store, gw *net.UDPAddr) (*Terminal, error) {
+	chs, err := st.loadChannels()
+	if err != nil {
 		return nil, fmt.Errorf("load channels: %w", err)
 	}
+	fresh := len(chs) == 0
 	for _, c := range cfg.Channels {
 		if _, ok := chs[c.Channel]; ok {
 			continue // the store's counters and parameters win over the start-up map
@@ -73,20 +101,51 @@ func New(cfg Config, log *slog.Logger) (*Terminal, error) {
 		chs[c.Channel] = channelState{Meter: c.Meter, Constant: c.Constant, BaseWh: c.BaseWh, Multiplier: mult}
 	}
 	if err := st.saveChannels(chs); err != nil {
-		st.close()
 		return nil, fmt.Errorf("save channels: %w", err)
 	}
-	return &Terminal{
-		cfg: cfg, log: log.With("terminal_id", cfg.ID), store: st, gw: gw,
+	offset, _ := strconv.ParseInt(st.meta(keyClock), 10, 64)
+	freezeAt := cfg.FreezeAt
+	if v := st.meta(keyFreezeAt); v != "" {
+		freezeAt = v // set by the handheld; wins over the start-up value
+	}
+	minutes, err := parseHHMM(freezeAt)
+	if err != nil {
+		return nil, fmt.Errorf("stored freeze time %q: %w", freezeAt, err)
+	}
+	t := &Terminal{
+		cfg: cfg, log: log, store: st, gw: gw, loc: cfg.Location, freeze: minutes,
+		clock:    newClock(cfg.Now, cfg.DriftPPM, time.Duration(offset)),
 		channels: chs, kick: make(chan struct{}, 1),
-	}, nil
+	}
+	if !fresh && st.meta(keyClean) == "" {
+		last, _ := strconv.ParseInt(st.meta(keyLastSeen), 10, 64)
+		detail := "stopped without a clean shutdown"
+		if last > 0 {
+			detail += "; last seen " + time.UnixMilli(last).In(t.loc).Format(time.DateTime)
+		}
+		if err := t.event(EventPowerLoss, 0, detail); err != nil {
+			return nil, err
+		}
+		if err := t.event(EventPowerRestore, 0, ""); err != nil {
+			return nil, err
+		}
+	}
+	if err := st.setMeta(map[string]string{keyClean: ""}); err != nil {
+		return nil, fmt.Errorf("mark running: %w", err)
+	}
+	return t, nil
 }
 
 // ID returns the terminal's id.
 func (t *Terminal) ID() string { return t.cfg.ID }
 
-// Pulse counts n pulses on a channel. The counter is a u64 and readings use modular
-// subtraction, so it never wraps in practice and stays right if it does.
+// Now returns the terminal's clock.
+func (t *Terminal) Now() time.Time { return t.clock.Now() }
+
+// Pulse counts n pulses on a channel. With CounterSync the new count is stored before Pulse
+// returns, so a crash loses no counted pulse. The counter is a u64 and readings use modular
+// subtraction; passing 2^32 raises a counter_wrap event, as a 32-bit counter would have
+// wrapped there.
 func (t *Terminal) Pulse(ch uint8, n uint64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -94,8 +153,17 @@ func (t *Terminal) Pulse(ch uint8, n uint64) error {
 	if !ok {
 		return fmt.Errorf("pulse on channel %d: %w", ch, ErrUnknownChannel)
 	}
+	wrapped := st.Count>>32 != (st.Count+n)>>32
 	st.Count += n
+	if t.cfg.CounterSync {
+		if err := t.store.saveChannels(map[uint8]channelState{ch: st}); err != nil {
+			return fmt.Errorf("store pulse count of channel %d: %w", ch, err)
+		}
+	}
 	t.channels[ch] = st
+	if wrapped {
+		return t.eventLocked(EventCounterWrap, ch, "pulse counter passed 2^32")
+	}
 	return nil
 }
 
@@ -104,203 +172,125 @@ func (st channelState) energyWh() int64 {
 	return st.BaseWh + int64((st.Count-st.CountBase)*1000/uint64(st.Constant))
 }
 
-// Collect reads every channel now and stores the reading in the outbox for sending.
-func (t *Terminal) Collect() (wire.Record, error) {
-	t.mu.Lock()
-	r := wire.Record{Terminal: wire.TerminalID(t.cfg.ID), Kind: wire.KindReading, TimeMS: t.cfg.Now().UnixMilli()}
+// snapshotLocked returns the channels as readings.
+func (t *Terminal) snapshotLocked(estimated bool) []wire.ChannelReading {
+	var out []wire.ChannelReading
 	for n := uint8(1); n <= 16; n++ {
 		st, ok := t.channels[n]
 		if !ok {
 			continue
 		}
-		r.Channels = append(r.Channels, wire.ChannelReading{
+		out = append(out, wire.ChannelReading{
 			Channel: n, Meter: wire.MeterID(st.Meter), Pulses: st.Count, EnergyWh: st.energyWh(),
-			Constant: st.Constant, Multiplier: st.Multiplier,
+			Constant: st.Constant, Multiplier: st.Multiplier, Estimated: estimated,
 		})
 	}
-	snapshot := make(map[uint8]channelState, len(t.channels))
+	return out
+}
+
+func (t *Terminal) copyChannelsLocked() map[uint8]channelState {
+	out := make(map[uint8]channelState, len(t.channels))
 	for k, v := range t.channels {
-		snapshot[k] = v
+		out[k] = v
 	}
-	t.mu.Unlock()
+	return out
+}
+
+// Collect reads every channel now and stores the reading in the outbox for sending.
+func (t *Terminal) Collect() (wire.Record, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.clock.Now()
+	r := wire.Record{Terminal: wire.TerminalID(t.cfg.ID), Kind: wire.KindReading, TimeMS: now.UnixMilli(),
+		Channels: t.snapshotLocked(false)}
 	if len(r.Channels) == 0 {
 		return wire.Record{}, errors.New("collect: no channel is commissioned")
 	}
-	stored, err := t.store.appendRecord(r, snapshot)
+	return t.appendLocked(r, t.copyChannelsLocked(), map[string]string{keyLastSeen: strconv.FormatInt(r.TimeMS, 10)})
+}
+
+// appendLocked stores a record in the outbox and wakes the uplink.
+func (t *Terminal) appendLocked(r wire.Record, chs map[uint8]channelState, meta map[string]string) (wire.Record, error) {
+	stored, err := t.store.appendRecord(r, chs, meta)
 	if err != nil {
 		return wire.Record{}, err
 	}
+	t.wake()
+	return stored, nil
+}
+
+func (t *Terminal) wake() {
 	select {
 	case t.kick <- struct{}{}:
 	default:
 	}
-	return stored, nil
+}
+
+// event records an event for sending.
+func (t *Terminal) event(code string, ch uint8, detail string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eventLocked(code, ch, detail)
+}
+
+func (t *Terminal) eventLocked(code string, ch uint8, detail string) error {
+	r := wire.Record{Terminal: wire.TerminalID(t.cfg.ID), Kind: wire.KindEvent, TimeMS: t.clock.Now().UnixMilli(),
+		Event: &wire.Event{Code: code, Channel: ch, Detail: detail}}
+	if _, err := t.appendLocked(r, nil, nil); err != nil {
+		return fmt.Errorf("record event %s: %w", code, err)
+	}
+	t.log.Info("terminal event", "code", code, "ch", ch, "detail", detail)
+	return nil
 }
 
 // Pending returns how many records wait for the handheld's acknowledgement.
 func (t *Terminal) Pending() int { return t.store.pendingCount() }
 
-// Run collects at the configured interval and sends records to the gateway until ctx is done.
-// It reconnects after losing the gateway, keeping every unsent record.
+// Run collects at the configured interval, freezes daily, and sends records to the gateway
+// until ctx is done. It reconnects after losing the gateway, keeping every unsent record.
 func (t *Terminal) Run(ctx context.Context) error {
 	defer t.Close()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t.collectLoop(ctx)
+		t.scheduleLoop(ctx)
 	}()
 	t.uplink(ctx)
 	wg.Wait()
-	// Keep the counters counted since the last collection.
 	t.mu.Lock()
-	snapshot := make(map[uint8]channelState, len(t.channels))
-	for k, v := range t.channels {
-		snapshot[k] = v
-	}
+	chs := t.copyChannelsLocked()
 	t.mu.Unlock()
-	if err := t.store.saveChannels(snapshot); err != nil {
+	// Keep the counters and mark the stop as clean: the next start raises no power loss.
+	if err := t.store.saveChannels(chs); err != nil {
 		return fmt.Errorf("save counters at stop: %w", err)
+	}
+	if err := t.store.setMeta(map[string]string{keyClean: "1"}); err != nil {
+		return fmt.Errorf("mark clean stop: %w", err)
 	}
 	return nil
 }
 
-func (t *Terminal) collectLoop(ctx context.Context) {
-	tick := time.NewTicker(t.cfg.Interval)
-	defer tick.Stop()
+// scheduleLoop collects at the interval and checks the daily freeze every second.
+func (t *Terminal) scheduleLoop(ctx context.Context) {
+	collect := time.NewTicker(t.cfg.Interval)
+	defer collect.Stop()
+	freeze := time.NewTicker(time.Second)
+	defer freeze.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-collect.C:
 			if _, err := t.Collect(); err != nil {
 				t.log.Error("collection failed", "err", err)
 			}
-		}
-	}
-}
-
-// uplink keeps a session with the gateway and drains the outbox through it.
-func (t *Terminal) uplink(ctx context.Context) {
-	backoff := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		err := t.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		t.log.Warn("gateway session ended", "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
-func (t *Terminal) session(ctx context.Context) error {
-	udp, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		return fmt.Errorf("open radio socket: %w", err)
-	}
-	var conn net.PacketConn = udp
-	if t.cfg.Radio != nil {
-		conn = t.cfg.Radio(conn)
-	}
-	c, err := mqttsn.NewClient(conn, t.gw, mqttsn.ClientConfig{
-		ClientID: t.cfg.ID, KeepAlive: t.cfg.KeepAlive, RetryInterval: t.cfg.Retry,
-		Predefined: topic.RadioPredefined(t.cfg.ID), Logger: t.log,
-	})
-	if err != nil {
-		conn.Close()
-		return err
-	}
-	defer func() {
-		c.Close()
-		conn.Close()
-	}()
-	if err := c.Connect(ctx); err != nil {
-		return fmt.Errorf("connect to gateway %s: %w", t.gw, err)
-	}
-	if err := c.Subscribe(ctx, topic.RadioCommands(t.cfg.ID), 1, func(_ string, payload []byte) error {
-		t.command(ctx, c, payload)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("subscribe to commands: %w", err)
-	}
-	t.log.Info("gateway session up", "gateway", t.gw.String())
-	for {
-		recs, err := t.store.pending(64)
-		if err != nil {
-			return fmt.Errorf("read outbox: %w", err)
-		}
-		for _, r := range recs {
-			b, err := wire.MarshalRadio(r)
-			if err != nil {
-				// A record that cannot be encoded can never be sent; keeping it would block the
-				// outbox for ever.
-				t.log.Error("record dropped: cannot encode", "seq", r.Seq, "err", err)
-				_ = t.store.remove(r.Seq)
-				continue
-			}
-			if err := c.Publish(ctx, topic.RadioReadings(t.cfg.ID), 1, b); err != nil {
-				return fmt.Errorf("publish record %d: %w", r.Seq, err)
-			}
-			if err := t.store.remove(r.Seq); err != nil {
-				return fmt.Errorf("remove acknowledged record %d: %w", r.Seq, err)
+		case <-freeze.C:
+			if err := t.CheckFreeze(); err != nil {
+				t.log.Error("daily freeze failed", "err", err)
 			}
 		}
-		if len(recs) > 0 {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			// A clean DISCONNECT tells the gateway not to publish our Will; do not wait long
-			// for a gateway that may be gone.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
-			_ = c.Disconnect(dctx)
-			cancel()
-			return nil
-		case <-t.kick:
-		}
 	}
-}
-
-// command carries out one command from the handheld and sends its acknowledgement.
-func (t *Terminal) command(ctx context.Context, c *mqttsn.Client, payload []byte) {
-	var cmd wire.Command
-	ack := wire.CommandAck{V: wire.Version, Terminal: wire.TerminalID(t.cfg.ID)}
-	switch err := json.Unmarshal(payload, &cmd); {
-	case err != nil:
-		ack.Code, ack.Detail = wire.AckInvalid, "malformed command: "+err.Error()
-	case cmd.Terminal != wire.TerminalID(t.cfg.ID):
-		ack.ID, ack.Code, ack.Detail = cmd.ID, wire.AckInvalid, "command for terminal "+string(cmd.Terminal)
-	case cmd.ExpiresMS != 0 && t.cfg.Now().UnixMilli() > cmd.ExpiresMS:
-		ack.ID, ack.Code, ack.Detail = cmd.ID, wire.AckExpired, "command expired"
-	default:
-		ack.ID = cmd.ID
-		switch cmd.Op {
-		case "collect":
-			r, err := t.Collect()
-			if err != nil {
-				ack.Code, ack.Detail = wire.AckFailed, err.Error()
-			} else {
-				ack.Result, _ = json.Marshal(map[string]uint64{"seq": r.Seq})
-			}
-		case "read_clock":
-			ack.Result, _ = json.Marshal(map[string]int64{"ts_ms": t.cfg.Now().UnixMilli()})
-		default:
-			ack.Code, ack.Detail = wire.AckUnsupported, "unsupported operation "+cmd.Op
-		}
-	}
-	b, _ := json.Marshal(ack)
-	// Sent from a goroutine: the client serialises QoS 1 exchanges, and this handler runs on
-	// the client's receive path.
-	go func() {
-		if err := c.Publish(ctx, topic.RadioCmdAcks(t.cfg.ID), 1, b); err != nil {
-			t.log.Warn("command ack not sent", "command_id", ack.ID, "err", err)
-		}
-	}()
 }
 
 // Close releases the store. It is idempotent.

@@ -152,7 +152,7 @@ func gateway(t *testing.T, f func(clientID, topic string, payload []byte) error)
 			}
 			return out
 		},
-		OnPublish: func(_ context.Context, id, tp string, p []byte) error { return f(id, tp, p) },
+		OnPublish:     func(_ context.Context, id, tp string, p []byte) error { return f(id, tp, p) },
 		RetryInterval: 50 * time.Millisecond,
 		Logger:        discard(),
 	})

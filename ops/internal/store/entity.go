@@ -1,13 +1,11 @@
 package store
 
 import (
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/meterlink/meterlink/idcheck"
 	"github.com/meterlink/meterlink/wire"
 )
 
@@ -21,15 +19,6 @@ type PaymentMethod string
 const (
 	Prepaid  PaymentMethod = "prepaid"  // 预付费: the balance is drawn down, top-ups add to it
 	Postpaid PaymentMethod = "postpaid" // 后付费: billed after use; a negative balance is arrears
-)
-
-// PDAState is the lifecycle state of a PDA.
-type PDAState string
-
-// The PDA states.
-const (
-	PDAEnrolled PDAState = "enrolled" // may upload
-	PDARevoked  PDAState = "revoked"  // everything it sends is dropped
 )
 
 // District is a transformer district (台区).
@@ -71,22 +60,6 @@ type Account struct {
 	Payment    PaymentMethod `json:"payment"`
 	BalanceFen int64         `json:"balance_fen"` // minor units (分); negative is arrears
 	Tariff     string        `json:"tariff"`      // tariff id, e.g. "zj-res-tiered"
-}
-
-// PDA is a PDA security unit and the identifier (SID) it proves itself with.
-type PDA struct {
-	ID        wire.PDAID `json:"id"`
-	SID       []byte     `json:"-"` // 32 bytes; never serialised by this type
-	State     PDAState   `json:"state"`
-	CreatedMS int64      `json:"created_ms"` // Unix milliseconds
-}
-
-// pdaRecord is how a PDA is kept in the store, SID included.
-type pdaRecord struct {
-	ID        wire.PDAID `json:"id"`
-	SID       string     `json:"sid"` // hex
-	State     PDAState   `json:"state"`
-	CreatedMS int64      `json:"created_ms"`
 }
 
 // Dataset is a set of provisioning entities, applied together.
@@ -224,34 +197,6 @@ func (a Account) validate(f fields, at string) {
 		f.addf(at+"payment", "%q: want prepaid or postpaid", a.Payment)
 	}
 	f.id(at+"tariff", a.Tariff)
-}
-
-// Validate names every bad field of the PDA.
-func (p PDA) Validate() error { f := fields{}; p.validate(f, ""); return f.err() }
-
-func (p PDA) validate(f fields, at string) {
-	f.id(at+"id", string(p.ID))
-	if len(p.SID) != idcheck.SIDSize {
-		f.addf(at+"sid", "must be %d bytes, got %d", idcheck.SIDSize, len(p.SID))
-	}
-	if p.State != PDAEnrolled && p.State != PDARevoked {
-		f.addf(at+"state", "%q: want enrolled or revoked", p.State)
-	}
-	if p.CreatedMS <= 0 {
-		f.addf(at+"created_ms", "must be positive")
-	}
-}
-
-func (p PDA) record() pdaRecord {
-	return pdaRecord{ID: p.ID, SID: hex.EncodeToString(p.SID), State: p.State, CreatedMS: p.CreatedMS}
-}
-
-func (r pdaRecord) pda() (PDA, error) {
-	sid, err := idcheck.ParseSID(r.SID)
-	if err != nil {
-		return PDA{}, fmt.Errorf("pda %s: stored sid: %w", r.ID, err)
-	}
-	return PDA{ID: r.ID, SID: sid, State: r.State, CreatedMS: r.CreatedMS}, nil
 }
 
 // Validate names every bad field of every entity in the dataset, with paths such as

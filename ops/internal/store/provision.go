@@ -101,7 +101,7 @@ func (s *DB) Put(ds Dataset, replace bool) error {
 			}
 		}
 		for _, p := range ds.PDAs {
-			if err := create("pda", pfxPDA+string(p.ID), p.record()); err != nil {
+			if err := create("pda", pfxPDA+string(p.ID), newPDARow(p)); err != nil {
 				return err
 			}
 		}
@@ -135,7 +135,8 @@ func (t Terminal) hasMeter(ch uint8, m wire.MeterID) bool {
 	return false
 }
 
-// Load returns every provisioning entity, each kind in id order. PDAs carry their SIDs.
+// Load returns every provisioning entity, each kind in id order. PDAs carry their current SID
+// (never serialised).
 func (s *DB) Load() (Dataset, error) {
 	var ds Dataset
 	err := s.db.View(func(tx *buntdb.Tx) error {
@@ -152,60 +153,14 @@ func (s *DB) Load() (Dataset, error) {
 		if ds.Accounts, err = list[Account](tx, pfxAccount); err != nil {
 			return err
 		}
-		recs, err := list[pdaRecord](tx, pfxPDA)
+		rows, err := list[PDARow](tx, pfxPDA)
 		if err != nil {
 			return err
 		}
-		for _, r := range recs {
-			p, err := r.pda()
-			if err != nil {
-				return err
-			}
-			ds.PDAs = append(ds.PDAs, p)
+		for _, r := range rows {
+			ds.PDAs = append(ds.PDAs, r.View())
 		}
 		return nil
 	})
 	return ds, err
-}
-
-// PDA returns a PDA with its SID, or [ErrNotFound].
-func (s *DB) PDA(id wire.PDAID) (PDA, error) {
-	var p PDA
-	err := s.db.View(func(tx *buntdb.Tx) error {
-		var r pdaRecord
-		ok, err := get(tx, pfxPDA+string(id), &r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("pda %s: %w", id, ErrNotFound)
-		}
-		p, err = r.pda()
-		return err
-	})
-	return p, err
-}
-
-// SetPDAState changes a PDA's state and returns it, or [ErrNotFound].
-func (s *DB) SetPDAState(id wire.PDAID, state PDAState) (PDA, error) {
-	if state != PDAEnrolled && state != PDARevoked {
-		return PDA{}, &FieldError{Fields: map[string]string{"state": fmt.Sprintf("%q: want enrolled or revoked", state)}}
-	}
-	var p PDA
-	err := s.db.Update(func(tx *buntdb.Tx) error {
-		var r pdaRecord
-		ok, err := get(tx, pfxPDA+string(id), &r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("pda %s: %w", id, ErrNotFound)
-		}
-		r.State = state
-		if p, err = r.pda(); err != nil {
-			return err
-		}
-		return set(tx, pfxPDA+string(id), r)
-	})
-	return p, err
 }
