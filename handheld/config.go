@@ -12,6 +12,8 @@ import (
 type Config struct {
 	ID          string        // handheld id, e.g. H01; required
 	MQTTSNAddr  string        // UDP address of the MQTT-SN gateway; default 127.0.0.1:1885
+	Serial      string        // serial radio device for a second gateway on the radio (empty: none)
+	RadioNode   uint16        // the handheld's node address on the serial radio; default 1
 	PDAURL      string        // the PDA's local listener; default tcp://127.0.0.1:1884
 	Key         string        // the handheld's password on the PDA listener (secret; env METERLINK_HANDHELD_KEY)
 	StorePath   string        // buntdb outbox file; ":memory:" keeps nothing across restarts
@@ -34,6 +36,7 @@ func DefaultConfig() Config {
 		BatchWait:   50 * time.Millisecond,
 		ResendAfter: 15 * time.Second,
 		Retry:       2 * time.Second,
+		RadioNode:   1,
 	}
 }
 
@@ -48,6 +51,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.PDAURL); err != nil || u.Host == "" {
 		errs = append(errs, fmt.Errorf("pda-url %q: want tcp://host:port", c.PDAURL))
+	}
+	if c.Serial != "" && (c.RadioNode == 0 || c.RadioNode == 0xFFFF) {
+		errs = append(errs, fmt.Errorf("radio-node %d: want 1..0xfffe", c.RadioNode))
 	}
 	if c.BatchMax < 1 || c.BatchMax > 500 {
 		errs = append(errs, fmt.Errorf("batch-max %d: want 1..500", c.BatchMax))

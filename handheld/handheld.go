@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -29,12 +30,13 @@ var ErrCommandTimeout = errors.New("terminal did not answer the command in time"
 
 // Handheld is a running handheld.
 type Handheld struct {
-	cfg  Config
-	log  *slog.Logger
-	box  *outbox
-	conn net.PacketConn
-	gw   *mqttsn.Gateway
-	pda  *bus.Client
+	cfg    Config
+	log    *slog.Logger
+	box    *outbox
+	conn   net.PacketConn    // UDP
+	serial net.PacketConn    // serial radio, if configured
+	gws    []*mqttsn.Gateway // one per transport, sharing the outbox
+	pda    *bus.Client
 
 	kick chan struct{}
 
@@ -79,16 +81,30 @@ func New(cfg Config, log *slog.Logger) (*Handheld, error) {
 		inflight: map[wire.RecordKey]time.Time{}, waiters: map[string]chan wire.CommandAck{},
 		batchSeq: uint64(time.Now().UnixNano()),
 	}
-	h.gw, err = mqttsn.NewGateway(conn, mqttsn.GatewayConfig{
-		GatewayID:     1,
-		Predefined:    predefinedIDs,
-		OnPublish:     h.onRadio,
-		RetryInterval: cfg.Retry,
-		Logger:        log.With("component", "mqttsn-gateway"),
-	})
-	if err != nil {
-		h.Close()
-		return nil, err
+	conns := []net.PacketConn{conn}
+	if cfg.Serial != "" {
+		f, err := os.OpenFile(cfg.Serial, os.O_RDWR, 0)
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("open serial radio %s: %w", cfg.Serial, err)
+		}
+		// Real serial ports need their line settings made beforehand (stty); a pty ignores them.
+		h.serial = mqttsn.NewSerialConn(f, mqttsn.NodeAddr(cfg.RadioNode))
+		conns = append(conns, h.serial)
+	}
+	for _, c := range conns {
+		gw, err := mqttsn.NewGateway(c, mqttsn.GatewayConfig{
+			GatewayID:     1,
+			Predefined:    predefinedIDs,
+			OnPublish:     h.onRadio,
+			RetryInterval: cfg.Retry,
+			Logger:        log.With("component", "mqttsn-gateway", "transport", c.LocalAddr().Network()),
+		})
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		h.gws = append(h.gws, gw)
 	}
 	h.pda, err = bus.New(bus.Config{
 		URL: cfg.PDAURL, ClientID: cfg.ID, Username: cfg.ID,
@@ -206,7 +222,7 @@ func (h *Handheld) SendCommand(ctx context.Context, cmd wire.Command) (wire.Comm
 		delete(h.waiters, cmd.ID)
 		h.mu.Unlock()
 	}()
-	if err := h.gw.Publish(ctx, string(cmd.Terminal), topic.RadioCommands(string(cmd.Terminal)), 1, b); err != nil {
+	if err := h.gatewayOf(string(cmd.Terminal)).Publish(ctx, string(cmd.Terminal), topic.RadioCommands(string(cmd.Terminal)), 1, b); err != nil {
 		return wire.CommandAck{}, fmt.Errorf("send command %s to %s: %w", cmd.ID, cmd.Terminal, err)
 	}
 	select {
@@ -217,18 +233,43 @@ func (h *Handheld) SendCommand(ctx context.Context, cmd wire.Command) (wire.Comm
 	}
 }
 
+// gatewayOf returns the gateway that has a session for the terminal: the serial radio's if
+// the terminal talks over it, else UDP's (which queues for terminals not yet seen).
+func (h *Handheld) gatewayOf(terminal string) *mqttsn.Gateway {
+	for _, gw := range h.gws[1:] {
+		for _, c := range gw.Clients() {
+			if c.ClientID == terminal {
+				return gw
+			}
+		}
+	}
+	return h.gws[0]
+}
+
+// Clients lists the terminals the gateways know, with their state.
+func (h *Handheld) Clients() []mqttsn.ClientInfo {
+	var out []mqttsn.ClientInfo
+	for _, gw := range h.gws {
+		out = append(out, gw.Clients()...)
+	}
+	return out
+}
+
 // Run serves the gateway and the upstream link until ctx is done.
 func (h *Handheld) Run(ctx context.Context) error {
 	defer h.Close()
 	var wg sync.WaitGroup
-	errc := make(chan error, 1)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := h.gw.Run(ctx); err != nil {
-			errc <- fmt.Errorf("mqttsn gateway: %w", err)
-		}
-	}()
+	errc := make(chan error, len(h.gws))
+	for _, gw := range h.gws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gw.Run(ctx); err != nil {
+				errc <- fmt.Errorf("mqttsn gateway: %w", err)
+			}
+		}()
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		h.uplink(ctx)
@@ -365,6 +406,9 @@ func (h *Handheld) Close() error {
 			h.pda.Close()
 		}
 		err = errors.Join(h.conn.Close(), h.box.close())
+		if h.serial != nil {
+			err = errors.Join(err, h.serial.Close())
+		}
 	})
 	return err
 }

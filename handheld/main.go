@@ -25,6 +25,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	)
 	fs.StringVar(&cfg.ID, "id", "H01", "handheld id")
 	fs.StringVar(&cfg.MQTTSNAddr, "mqttsn-udp", cfg.MQTTSNAddr, "UDP address the MQTT-SN gateway listens on")
+	fs.StringVar(&cfg.Serial, "mqttsn-serial", "", "serial radio device for terminals on the radio (empty: UDP only)")
+	radioNode := fs.Uint("radio-node", uint(cfg.RadioNode), "the handheld's node address on the serial radio")
 	fs.StringVar(&cfg.PDAURL, "pda-url", cfg.PDAURL, "the PDA's local listener")
 	fs.IntVar(&cfg.BatchMax, "batch-max", cfg.BatchMax, "records per upstream batch (1..500)")
 	fs.DurationVar(&cfg.BatchWait, "batch-wait", cfg.BatchWait, "how long a record waits for others to share its batch")
@@ -37,6 +39,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	cfg.Key = getenv("METERLINK_HANDHELD_KEY")
+	if *radioNode > 0xFFFE {
+		return fmt.Errorf("radio-node %d: want 1..0xfffe", *radioNode)
+	}
+	cfg.RadioNode = uint16(*radioNode)
 	if err := errors.Join(cfg.Validate(), lc.Validate()); err != nil {
 		return err
 	}

@@ -346,3 +346,25 @@ func TestMaxClients(t *testing.T) {
 	}
 	connect(t, second)
 }
+
+func TestGatewayQoS2(t *testing.T) {
+	_, gw, rec := startGateway(t, GatewayConfig{}, nil)
+	r := newRawPeer(t, gw)
+	r.send(&Connect{Duration: 60, ClientID: "q2"})
+	r.expect()
+	pub := &Publish{QoS: QoS2, TopicIDType: TopicShort, TopicID: 0x7264, MsgID: 7, Data: []byte("x")}
+	for i := range 2 {
+		pub.DUP = i == 1
+		r.send(pub)
+		if diff := cmp.Diff(Packet(&Pubrec{MsgID: 7}), r.expect()); diff != "" {
+			t.Errorf("answer %d (-want +got):\n%s", i, diff)
+		}
+	}
+	r.send(&Pubrel{MsgID: 7})
+	if diff := cmp.Diff(Packet(&Pubcomp{MsgID: 7}), r.expect()); diff != "" {
+		t.Errorf("PUBCOMP (-want +got):\n%s", diff)
+	}
+	if pubs, _, _, _ := rec.snapshot(); !slices.Equal(pubs, []string{"q2 rd x"}) {
+		t.Errorf("publications %q", pubs)
+	}
+}

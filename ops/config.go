@@ -31,7 +31,16 @@ type Config struct {
 	DataDir    string        // directory of the store file ops.db; default ./meterlink-data; MemoryDataDir for none
 	Retention  time.Duration // records older than this are deleted and no longer stored; default 400 days, 0 keeps all
 	PruneEvery time.Duration // how often retention runs; default 1h, minimum 1s
+	// OpsKey is S_ops' X25519 private key, 32 bytes (secret, from OpsKeyEnv as hex); empty:
+	// generated once and kept in the store. PDAs pin its public key (security.md §3).
+	OpsKey []byte
+	// HandshakeBurst is the burst of each PDA's HS_INIT token bucket (security.md §9, one more
+	// per minute); default 5.
+	HandshakeBurst int
 }
+
+// OpsKeyEnv is the environment variable that may hold S_ops' private key (64 hex digits).
+const OpsKeyEnv = "METERLINK_OPS_KEY"
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
@@ -87,6 +96,9 @@ func (c Config) Validate() error {
 	} else if c.Retention > 0 && c.Retention < time.Hour {
 		errs = append(errs, fmt.Errorf("retention %v: want 0 (keep all) or at least 1h", c.Retention))
 	}
+	if n := len(c.OpsKey); n != 0 && n != 32 {
+		errs = append(errs, fmt.Errorf("%s: want 64 hex digits, got %d bytes", OpsKeyEnv, n))
+	}
 	if c.PruneEvery < time.Second {
 		errs = append(errs, fmt.Errorf("prune interval %v: must be at least 1s", c.PruneEvery))
 	}
@@ -100,6 +112,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("client_id", c.ClientID),
 		slog.String("username", c.Username),
 		slog.Bool("password_set", c.Password != ""),
+		slog.Bool("ops_key_set", len(c.OpsKey) > 0),
 		slog.String("group", c.Group),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("data_dir", c.DataDir),

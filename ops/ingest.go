@@ -2,12 +2,14 @@ package ops
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 
-	"github.com/meterlink/meterlink/idcheck"
+	"github.com/meterlink/meterlink/noisehs"
+	"github.com/meterlink/meterlink/ops/internal/seclink"
 	"github.com/meterlink/meterlink/ops/internal/store"
 	"github.com/meterlink/meterlink/topic"
 	"github.com/meterlink/meterlink/wire"
@@ -24,6 +26,7 @@ const (
 	metricPublished  = "meterlink_ops_published_total"
 	metricPubFailed  = "meterlink_ops_publish_failed_total"
 	metricPruned     = "meterlink_ops_records_pruned_total"
+	metricRepeats    = "meterlink_ops_msg_repeats_total"
 )
 
 func (o *Ops) declareMetrics() {
@@ -37,21 +40,46 @@ func (o *Ops) declareMetrics() {
 	m.Counter(metricPublished, "Messages published, by kind (ack, reading, status).", true)
 	m.Counter(metricPubFailed, "Messages that could not be published, by kind.", true)
 	m.Counter(metricPruned, "Records deleted by the retention.", false)
+	m.Counter(metricRepeats, "Sealed batches whose msg_id was answered before: acknowledged again, not applied.", false)
 }
 
-// Reasons for dropping an uplink message; each is a label of metricDropped.
+// Reasons for dropping an uplink message; each is a label of metricDropped. Nothing is sent
+// back for any of them (security.md §9: all failures look the same outside).
 const (
-	dropTopic       = "bad_topic"
-	dropJSON        = "bad_envelope"
-	dropVersion     = "bad_version"
-	dropKind        = "bad_kind"
-	dropPDAMismatch = "pda_mismatch"
-	dropUnknownPDA  = "unknown_pda"
-	dropRevokedPDA  = "revoked_pda"
-	dropTag         = "bad_tag"
-	dropBatch       = "bad_batch"
-	dropIDMismatch  = "id_mismatch"
+	dropTopic      = "bad_topic"
+	dropUnknownPDA = "unknown_pda"
+	dropRevokedPDA = "revoked_pda"
+	dropHandshake  = "bad_handshake"   // HS_INIT failed rules 3–6
+	dropStaleHS    = "stale_handshake" // HS_INIT replayed (rule 5)
+	dropCloneAlarm = "clone_alarm"     // HS_INIT from S_pda with an old epoch: row locked
+	dropRateLimit  = "handshake_rate_limited"
+	dropLockedOut  = "handshake_locked_out"
+	dropSID0       = "sid0_expired"
+	dropSlotsFull  = "enrolment_slots_full"
+	dropNoSession  = "no_session" // DATA for no live session (ops restarted, or forged)
+	dropReplay     = "replay"     // DATA counter seen or below the window
+	dropRecord     = "bad_record" // DATA failed to open
+	dropKind       = "bad_kind"
+	dropBatch      = "bad_batch"
 )
+
+// reasonOf names the drop reason of a secure-channel error; fallback if none fits.
+func reasonOf(err error, fallback string) string {
+	for _, r := range []struct {
+		err    error
+		reason string
+	}{
+		{seclink.ErrUnknownPDA, dropUnknownPDA}, {seclink.ErrRevoked, dropRevokedPDA}, {noisehs.ErrLocked, dropRevokedPDA},
+		{seclink.ErrRateLimit, dropRateLimit}, {seclink.ErrLockedOut, dropLockedOut}, {seclink.ErrSID0, dropSID0},
+		{seclink.ErrSlotsFull, dropSlotsFull}, {seclink.ErrNoSession, dropNoSession}, {noisehs.ErrReplay, dropReplay},
+		{noisehs.ErrStaleCounter, dropStaleHS}, {noisehs.ErrCloneAlarm, dropCloneAlarm},
+	} {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return fallback
+}
 
 // dropError is bad input: the message is logged, counted and acknowledged, never retried.
 type dropError struct {
@@ -80,12 +108,15 @@ type outMsg struct {
 // full queue drops: an ack is sent again when the field resends, readings events are QoS 0.
 const outQueue = 4096
 
-// HandleUp handles one message from a PDA's uplink topic (topic.PDAUp): it checks the
-// envelope and its identifier tag, applies the batch in one store transaction and queues the
-// tagged acknowledgement for topic.PDADown and one wire.ReadingEvent per stored reading for
-// topic.OpsReadings. Bad input is logged, counted and dropped with a nil error (acknowledge
-// it: redelivery cannot help); it never changes the store. An error means the store failed
-// and the message must stay unacknowledged so that the broker delivers it again.
+// HandleUp handles one message from a PDA's topics (SECLINK/1, security.md): an HS_INIT on
+// topic.PDAHandshakeUp is answered with an HS_RESP queued for topic.PDAHandshakeDown; a DATA
+// record on topic.PDAUp is opened with the PDA's session. A CONFIRM is answered with a COMMIT;
+// a batch (noisehs.KindBatch carrying a wire.Batch) is applied in one store transaction, and
+// its wire.Ack is sealed and queued for topic.PDADown, with one wire.ReadingEvent per stored
+// reading for topic.OpsReadings. A batch whose msg_id was answered before is answered again,
+// never applied again. Bad input is logged, counted and dropped with a nil error (acknowledge
+// it: redelivery cannot help); it never changes the store. An error means the store failed and
+// the message must stay unacknowledged so that the broker delivers it again.
 func (o *Ops) HandleUp(ctx context.Context, t string, payload []byte) error {
 	err := o.handleUp(ctx, t, payload)
 	var de *dropError
@@ -99,48 +130,57 @@ func (o *Ops) HandleUp(ctx context.Context, t string, payload []byte) error {
 
 func (o *Ops) handleUp(ctx context.Context, t string, payload []byte) error {
 	pdaID, rest, err := topic.ParsePDA(t)
-	if err != nil || rest != "up" {
-		return drop(dropTopic, "not a pda uplink topic")
+	if err != nil || (rest != "up" && rest != "hs/up") {
+		return drop(dropTopic, "not a pda uplink or handshake topic")
 	}
-	var env wire.Envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
-		return drop(dropJSON, "decode envelope: %w", err)
+	if rest == "hs/up" {
+		resp, err := o.sec.HandleHSInit(pdaID, payload)
+		if err != nil {
+			return drop(reasonOf(err, dropHandshake), "hs_init: %w", err)
+		}
+		o.enqueue(outMsg{kind: "hs_resp", topic: topic.PDAHandshakeDown(pdaID), qos: 1, payload: resp})
+		return nil
 	}
-	if env.V != wire.Version {
-		return drop(dropVersion, "envelope v %d: %w", env.V, wire.ErrVersion)
-	}
-	if string(env.PDA) != pdaID {
-		return drop(dropPDAMismatch, "envelope pda %q on the topic of %q", env.PDA, pdaID)
-	}
-	if env.Kind != wire.EnvelopeBatch {
-		return drop(dropKind, "envelope kind %q, want %q", env.Kind, wire.EnvelopeBatch)
-	}
-	pda, err := o.st.PDA(env.PDA)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return drop(dropUnknownPDA, "pda %s is not provisioned", env.PDA)
-	case err != nil:
-		return fmt.Errorf("look up pda %s: %w", env.PDA, err)
-	case pda.State != store.PDAEnrolled:
-		return drop(dropRevokedPDA, "pda %s is %s", env.PDA, pda.State)
-	}
-	key, err := idcheck.Key(pda.SID, pdaID)
+	rec, err := o.sec.Open(pdaID, t, payload)
 	if err != nil {
-		return fmt.Errorf("derive tag key of pda %s: %w", pdaID, err)
+		return drop(reasonOf(err, dropRecord), "open record: %w", err)
 	}
-	if !idcheck.Verify(key, pdaID, t, env.Kind, env.ID, env.Body, env.Tag) {
-		return drop(dropTag, "identifier tag does not verify")
+	switch rec.Kind {
+	case noisehs.KindConfirm:
+		o.reply(pdaID, noisehs.KindCommit, nil, "commit")
+		return nil
+	case noisehs.KindBatch:
+		return o.handleBatch(ctx, t, pdaID, rec)
 	}
+	return drop(dropKind, "record kind %#02x", byte(rec.Kind))
+}
 
+// reply seals a record for the PDA's newest session and queues it for topic.PDADown. Without a
+// confirmed session it is dropped and counted: the PDA sends again.
+func (o *Ops) reply(pda string, kind noisehs.Kind, body []byte, label string) {
+	frame, err := o.sec.Seal(pda, kind, body)
+	if err != nil {
+		o.metrics.Add(metricPubFailed, 1, "kind", label)
+		o.log.Warn("reply not sealed", "pda", pda, "kind", label, "err", err)
+		return
+	}
+	o.enqueue(outMsg{kind: label, topic: topic.PDADown(pda), qos: 1, payload: frame})
+}
+
+// handleBatch applies a batch record and answers it with its sealed acknowledgement.
+func (o *Ops) handleBatch(ctx context.Context, t, pdaID string, rec noisehs.Record) error {
+	msgID := hex.EncodeToString(rec.MsgID[:])
+	if ack, ok := o.st.MsgAnswer(wire.PDAID(pdaID), msgID); ok {
+		o.metrics.Add(metricRepeats, 1)
+		o.reply(pdaID, noisehs.KindWireAck, ack, "ack")
+		return nil
+	}
 	var b wire.Batch
-	if err := json.Unmarshal(env.Body, &b); err != nil {
+	if err := json.Unmarshal(rec.Body, &b); err != nil {
 		return drop(dropBatch, "decode batch: %w", err)
 	}
 	if err := b.Validate(); err != nil {
 		return drop(dropBatch, "%w", err)
-	}
-	if b.ID != env.ID {
-		return drop(dropIDMismatch, "batch id %q in envelope %q", b.ID, env.ID)
 	}
 
 	a, err := o.st.Apply(b.Records, o.notBeforeMS(), o.now().UnixMilli())
@@ -168,16 +208,19 @@ func (o *Ops) handleUp(ctx context.Context, t string, payload []byte) error {
 		}
 		o.enqueue(outMsg{kind: "reading", topic: topic.OpsReadings(string(h.District), string(h.Record.Terminal)), payload: ev})
 	}
-	ack, err := ackEnvelope(key, pdaID, b.ID, a)
+	ack, err := ackBody(b.ID, a)
 	if err != nil {
 		return err
 	}
-	o.enqueue(outMsg{kind: "ack", topic: topic.PDADown(pdaID), qos: 1, payload: ack})
+	if err := o.st.RememberMsg(wire.PDAID(pdaID), msgID, ack, seclink.MsgIDDedup); err != nil {
+		o.log.Warn("msg_id not remembered", "pda", pdaID, "err", err) // records stay de-duplicated by (terminal, seq)
+	}
+	o.reply(pdaID, noisehs.KindWireAck, ack, "ack")
 	return nil
 }
 
-// ackEnvelope builds the tagged acknowledgement of a batch for topic.PDADown(pda).
-func ackEnvelope(key []byte, pda, batchID string, a store.Applied) ([]byte, error) {
+// ackBody encodes the acknowledgement of a batch: the records ops holds and those it rejected.
+func ackBody(batchID string, a store.Applied) ([]byte, error) {
 	ack := wire.Ack{V: wire.Version, ID: batchID, Records: a.Held, Rejected: a.Rejected}
 	if ack.Records == nil {
 		ack.Records = []wire.RecordKey{}
@@ -186,13 +229,7 @@ func ackEnvelope(key []byte, pda, batchID string, a store.Applied) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("encode ack: %w", err)
 	}
-	env := wire.Envelope{V: wire.Version, PDA: wire.PDAID(pda), Kind: wire.EnvelopeAck, ID: batchID, Body: body,
-		Tag: idcheck.Tag(key, pda, topic.PDADown(pda), wire.EnvelopeAck, batchID, body)}
-	out, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode ack envelope: %w", err)
-	}
-	return out, nil
+	return body, nil
 }
 
 func (o *Ops) count(a store.Applied) {

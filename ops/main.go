@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 const summary = `Runs ops: consumes the PDAs' record batches from the broker (shared subscription),
 stores each (terminal, seq) once, acknowledges batches to the PDA, publishes reading events for
 dashboards, and serves the HTTP JSON API (/api/v1/...) and Prometheus metrics (/metrics).
-The broker password is read from ` + PasswordEnv + `.`
+The broker password is read from ` + PasswordEnv + `, S_ops' private key (optional) from ` + OpsKeyEnv + `.`
 
 // Main is the "meterlink ops" subcommand: flags (and METERLINK_* variables) → config →
 // logger → [New] → [Ops.Run] until ctx is done.
@@ -35,6 +36,13 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("ops: unexpected arguments %q (flags only; see -help)", fs.Args())
 	}
 	cfg.Password = getenv(PasswordEnv)
+	if k := getenv(OpsKeyEnv); k != "" {
+		key, err := hex.DecodeString(k)
+		if err != nil {
+			return fmt.Errorf("%s: want 64 hex digits", OpsKeyEnv)
+		}
+		cfg.OpsKey = key
+	}
 	if err := errors.Join(cfg.Validate(), lc.Validate()); err != nil {
 		return err
 	}

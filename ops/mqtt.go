@@ -13,7 +13,7 @@ import (
 )
 
 // runBus connects to the broker (retrying until ctx is done), subscribes to the PDAs' uplink
-// through the shared subscription, publishes ops' retained status and drains ingest's
+// and handshakes through shared subscriptions, publishes ops' retained status and drains ingest's
 // publications. On ctx done it publishes status "down" and disconnects.
 func (o *Ops) runBus(ctx context.Context) error {
 	pw := o.cfg.Password
@@ -42,10 +42,13 @@ func (o *Ops) runBus(ctx context.Context) error {
 	// Registered before connecting: the uplink the broker kept for our session while we were
 	// away finds its handler at once. bus makes the subscription on every (re)connect.
 	filter := o.cfg.upFilter()
-	if err := c.Subscribe(ctx, filter, 1, func(ctx context.Context, m bus.Message) error {
-		return o.HandleUp(ctx, m.Topic, m.Payload)
-	}); err != nil {
+	handle := func(ctx context.Context, m bus.Message) error { return o.HandleUp(ctx, m.Topic, m.Payload) }
+	if err := c.Subscribe(ctx, filter, 1, handle); err != nil {
 		return fmt.Errorf("subscribe to the pda uplink: %w", err)
+	}
+	// The PDAs' SECLINK/1 handshakes, in the same shared-subscription group.
+	if err := c.Subscribe(ctx, "$share/"+o.cfg.Group+"/"+topic.PDAHandshakeUp("+"), 1, handle); err != nil {
+		return fmt.Errorf("subscribe to the pda handshakes: %w", err)
 	}
 
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {

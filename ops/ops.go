@@ -18,6 +18,7 @@ import (
 
 	"github.com/meterlink/meterlink/ops/internal/api"
 	"github.com/meterlink/meterlink/ops/internal/metrics"
+	"github.com/meterlink/meterlink/ops/internal/seclink"
 	"github.com/meterlink/meterlink/ops/internal/store"
 	"github.com/meterlink/meterlink/wire"
 )
@@ -58,6 +59,7 @@ const (
 // scale-out store would be a second one.
 type storage interface {
 	api.Store
+	pdaStore
 	PDA(id wire.PDAID) (store.PDA, error)
 	Apply(recs []wire.Record, notBeforeMS, nowMS int64) (store.Applied, error)
 	Prune(beforeMS int64) (int, error)
@@ -76,6 +78,7 @@ type Ops struct {
 	api     *api.API
 	metrics *metrics.Registry
 	now     func() time.Time
+	sec     *seclink.Link // the SECLINK/1 endpoint (seclink.go)
 
 	out       chan outMsg // ingest's publications, drained by Run's publisher
 	connected atomic.Bool
@@ -120,9 +123,15 @@ func New(cfg Config, log *slog.Logger) (*Ops, error) {
 		out: make(chan outMsg, outQueue), reconnect: make(chan struct{}, 1),
 	}
 	o.declareMetrics()
+	if o.sec, err = newLink(cfg, st, func() time.Time { return o.now() }, o); err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	o.api = api.New(api.Config{
 		Store: st, Metrics: o.metrics, Logger: log, Now: func() time.Time { return o.now() }, Rand: rand.Reader,
 		Health: func() api.Health { return api.Health{Status: "ok", BrokerConnected: o.connected.Load()} },
+		PDAs:   o,
 	})
 	log.Info("ops ready", "config", cfg, "http_addr", ln.Addr().String(), "store", path)
 	return o, nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"time"
 )
 
@@ -67,7 +66,7 @@ func (c Config) Validate() error {
 	} else if !validID(c.ID) {
 		errs = append(errs, fmt.Errorf("id %q: use 1-23 letters, digits, '-', '_' or '.'", c.ID))
 	}
-	if _, err := gatewayAddr(c.Gateway); err != nil {
+	if _, err := parseGateway(c.Gateway); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Interval < 100*time.Millisecond {
@@ -105,15 +104,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// gatewayAddr checks a gateway URL and returns its host:port.
-func gatewayAddr(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "udp" || u.Host == "" || u.Port() == "" {
-		return "", fmt.Errorf("gateway %q: want udp://host:port", s)
-	}
-	return u.Host, nil
 }
 
 func validID(s string) bool {

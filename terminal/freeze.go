@@ -56,8 +56,10 @@ func (t *Terminal) CheckFreeze() error {
 		if len(r.Channels) == 0 {
 			return nil
 		}
-		if _, err := t.appendLocked(r, nil, map[string]string{keyLastFrozen: r.FreezeDate}); err != nil {
-			return err
+		for _, part := range t.split(r) {
+			if _, err := t.appendLocked(part, nil, map[string]string{keyLastFrozen: r.FreezeDate}); err != nil {
+				return err
+			}
 		}
 		t.log.Info("daily freeze", "freeze_date", r.FreezeDate, "estimated", r.Channels[0].Estimated)
 	}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -42,7 +41,7 @@ type Terminal struct {
 	cfg    Config
 	log    *slog.Logger
 	store  *store
-	gw     *net.UDPAddr
+	gw     gatewayTarget
 	clock  *clock
 	loc    *time.Location
 	freeze int // minutes after midnight
@@ -67,10 +66,9 @@ func New(cfg Config, log *slog.Logger) (*Terminal, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	hostport, _ := gatewayAddr(cfg.Gateway)
-	gw, err := net.ResolveUDPAddr("udp", hostport)
+	gw, err := parseGateway(cfg.Gateway)
 	if err != nil {
-		return nil, fmt.Errorf("gateway %q: %w", cfg.Gateway, err)
+		return nil, err
 	}
 	st, err := openStore(cfg.StorePath)
 	if err != nil {
@@ -84,7 +82,7 @@ func New(cfg Config, log *slog.Logger) (*Terminal, error) {
 	return t, nil
 }
 
-func restore(cfg Config, log *slog.Logger, st *store, gw *net.UDPAddr) (*Terminal, error) {
+func restore(cfg Config, log *slog.Logger, st *store, gw gatewayTarget) (*Terminal, error) {
 	chs, err := st.loadChannels()
 	if err != nil {
 		return nil, fmt.Errorf("load channels: %w", err)
@@ -206,7 +204,42 @@ func (t *Terminal) Collect() (wire.Record, error) {
 	if len(r.Channels) == 0 {
 		return wire.Record{}, errors.New("collect: no channel is commissioned")
 	}
-	return t.appendLocked(r, t.copyChannelsLocked(), map[string]string{keyLastSeen: strconv.FormatInt(r.TimeMS, 10)})
+	var last wire.Record
+	for _, part := range t.split(r) {
+		stored, err := t.appendLocked(part, t.copyChannelsLocked(), map[string]string{keyLastSeen: strconv.FormatInt(r.TimeMS, 10)})
+		if err != nil {
+			return wire.Record{}, err
+		}
+		last = stored
+	}
+	return last, nil
+}
+
+// split divides a record's channels into records that each fit the transport's payload
+// limit (a serial radio frame carries 248 bytes; 16 channels take about 350), each with its
+// own sequence number. Over UDP a record is never split.
+func (t *Terminal) split(r wire.Record) []wire.Record {
+	if t.gw.payload == 0 {
+		return []wire.Record{r}
+	}
+	var out []wire.Record
+	rest := r.Channels
+	for len(rest) > 0 {
+		n := len(rest)
+		for ; n > 1; n-- {
+			part := r
+			part.Channels = rest[:n]
+			part.Seq = 1 << 62 // the widest sequence number the record may get
+			if b, err := wire.MarshalRadio(part); err == nil && len(b) <= t.gw.payload {
+				break
+			}
+		}
+		part := r
+		part.Channels = rest[:n]
+		out = append(out, part)
+		rest = rest[n:]
+	}
+	return out
 }
 
 // appendLocked stores a record in the outbox and wakes the uplink.
@@ -298,4 +331,10 @@ func (t *Terminal) Close() error {
 	var err error
 	t.once.Do(func() { err = t.store.close() })
 	return err
+}
+
+// LastSeq returns the sequence number of the newest record the terminal made.
+func (t *Terminal) LastSeq() uint64 {
+	v, _ := strconv.ParseUint(t.store.meta(keySeq), 10, 64)
+	return v
 }

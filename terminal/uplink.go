@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/meterlink/meterlink/mqttsn"
@@ -42,15 +41,14 @@ func radioTopic(terminal string, k wire.Kind) string {
 }
 
 func (t *Terminal) session(ctx context.Context) error {
-	udp, err := net.ListenUDP("udp", nil)
+	conn, gwAddr, err := t.gw.dial()
 	if err != nil {
-		return fmt.Errorf("open radio socket: %w", err)
+		return err
 	}
-	var conn net.PacketConn = udp
 	if t.cfg.Radio != nil {
 		conn = t.cfg.Radio(conn)
 	}
-	c, err := mqttsn.NewClient(conn, t.gw, mqttsn.ClientConfig{
+	c, err := mqttsn.NewClient(conn, gwAddr, mqttsn.ClientConfig{
 		ClientID: t.cfg.ID, KeepAlive: t.cfg.KeepAlive, RetryInterval: t.cfg.Retry,
 		Predefined: topic.RadioPredefined(t.cfg.ID), Logger: t.log,
 	})

@@ -52,6 +52,7 @@ type Config struct {
 	Now     func() time.Time // default time.Now
 	Rand    io.Reader        // source of new SIDs; default crypto/rand.Reader
 	Health  func() Health    // the ingest's state; optional
+	PDAs    PDAs             // the secure channel's provisioning and revocation; optional (see pdas.go)
 }
 
 // Health is the body of GET /api/v1/health.
@@ -68,13 +69,14 @@ type API struct {
 	now     func() time.Time
 	rand    io.Reader
 	health  func() Health
+	pdas    PDAs
 	mux     *http.ServeMux
 }
 
 // New builds the API handler.
 func New(cfg Config) *API {
 	a := &API{st: cfg.Store, metrics: cfg.Metrics, log: cfg.Logger.With("component", "api"),
-		now: cfg.Now, rand: cfg.Rand, health: cfg.Health, mux: http.NewServeMux()}
+		now: cfg.Now, rand: cfg.Rand, health: cfg.Health, pdas: cfg.PDAs, mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
 	}

@@ -1,14 +1,11 @@
 package api
 
 import (
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/meterlink/meterlink/idcheck"
 	"github.com/meterlink/meterlink/ops/internal/store"
 	"github.com/meterlink/meterlink/wire"
 )
@@ -213,71 +210,4 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) error {
 func (a *API) postAccount(w http.ResponseWriter, r *http.Request) error {
 	return create(a, w, r, "accounts", func(x store.Account) store.Dataset { return store.Dataset{Accounts: []store.Account{x}} },
 		func(x store.Account) string { return string(x.ID) })
-}
-
-// PDAs are listed and shown without their SIDs: store.PDA never serialises the SID.
-
-func (a *API) listPDAs(w http.ResponseWriter, r *http.Request) error {
-	return list(a, w, r, "pdas", nil,
-		func(ds store.Dataset) []store.PDA { return ds.PDAs },
-		func(store.PDA, map[string]string) bool { return true })
-}
-
-func (a *API) getPDA(w http.ResponseWriter, r *http.Request) error {
-	return one(a, w, r, "pda", func(ds store.Dataset) []store.PDA { return ds.PDAs },
-		func(p store.PDA) string { return string(p.ID) })
-}
-
-// NewPDA is the body of POST /api/v1/pdas.
-type NewPDA struct {
-	ID wire.PDAID `json:"id"`
-}
-
-// ProvisionedPDA is the answer to POST /api/v1/pdas: the only time the SID is shown.
-type ProvisionedPDA struct {
-	store.PDA
-	SID string `json:"sid"` // 64 hex digits
-}
-
-func (a *API) postPDA(w http.ResponseWriter, r *http.Request) error {
-	if err := onlyParams(r); err != nil {
-		return err
-	}
-	var req NewPDA
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	if !wire.ValidID(string(req.ID)) {
-		return &store.FieldError{Fields: map[string]string{"id": fmt.Sprintf("%q is not a valid id (1-64 letters, digits, '-', '_', '.')", req.ID)}}
-	}
-	sid := make([]byte, idcheck.SIDSize)
-	if _, err := io.ReadFull(a.rand, sid); err != nil {
-		return fmt.Errorf("generate sid: %w", err)
-	}
-	p := store.PDA{ID: req.ID, SID: sid, State: store.PDAEnrolled, CreatedMS: a.now().UnixMilli()}
-	if err := a.st.Put(store.Dataset{PDAs: []store.PDA{p}}, false); err != nil {
-		return unprefix(err, "pdas[0].")
-	}
-	a.log.Info("pda provisioned", "pda", p.ID)
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Location", r.URL.Path+"/"+string(p.ID))
-	writeJSON(w, http.StatusCreated, ProvisionedPDA{PDA: p, SID: hex.EncodeToString(sid)})
-	return nil
-}
-
-func (a *API) revokePDA(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r); err != nil {
-		return err
-	}
-	p, err := a.st.SetPDAState(wire.PDAID(id), store.PDARevoked)
-	if err != nil {
-		return err
-	}
-	a.log.Info("pda revoked", "pda", p.ID)
-	writeJSON(w, http.StatusOK, p)
-	return nil
 }

@@ -108,7 +108,15 @@ func (t *Tariff) Validate() error {
 				errs = append(errs, fmt.Errorf("schedule[%d].band %q: want sharp, peak, flat or valley", i, s.Band))
 			}
 			bands[s.Band] = true
-			for k := from; k != to%SlotsPerDay || k == from && set[k] == false && from == to%SlotsPerDay && false; k = (k + 1) % SlotsPerDay {
+			n := (to - from + SlotsPerDay) % SlotsPerDay
+			if n == 0 && to != from {
+				n = SlotsPerDay // 00:00–24:00
+			}
+			if n == 0 {
+				errs = append(errs, fmt.Errorf("schedule[%d]: empty span %s–%s", i, s.From, s.To))
+			}
+			for j := range n {
+				k := (from + j) % SlotsPerDay
 				if set[k] {
 					errs = append(errs, fmt.Errorf("schedule[%d]: %s overlaps another span", i, slotTime(k)))
 					break

@@ -216,3 +216,31 @@ func (s *DB) RememberMsg(pda wire.PDAID, msgID string, answer []byte, ttl time.D
 		return err
 	})
 }
+
+// keyOpsStatic holds S_ops' private key when ops generated it itself (security.md §3: an HSM
+// in production).
+const keyOpsStatic = "k:ops-static"
+
+// OpsStaticKey returns ops' S_ops private key, storing gen's result on the first call.
+func (s *DB) OpsStaticKey(gen func() ([]byte, error)) ([]byte, error) {
+	var key []byte
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		var stored struct {
+			Private []byte `json:"private"`
+		}
+		ok, err := get(tx, keyOpsStatic, &stored)
+		if err != nil {
+			return err
+		}
+		if ok && len(stored.Private) == 32 {
+			key = stored.Private
+			return nil
+		}
+		if stored.Private, err = gen(); err != nil {
+			return fmt.Errorf("generate ops key: %w", err)
+		}
+		key = stored.Private
+		return set(tx, keyOpsStatic, stored)
+	})
+	return key, err
+}

@@ -46,6 +46,7 @@ type Reading struct {
 	Constant   uint32          `json:"constant"`
 	Multiplier uint32          `json:"multiplier"`
 	Estimated  bool            `json:"estimated,omitempty"`
+	Reader     string          `json:"reader,omitempty"` // who entered a manual reading (KindManual)
 }
 
 func (h Held) readings() []Reading {

@@ -141,3 +141,5 @@ func list[T any](tx *buntdb.Tx, prefix string) ([]T, error) {
 	}
 	return out, derr
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

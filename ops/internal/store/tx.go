@@ -1,0 +1,172 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/meterlink/meterlink/wire"
+)
+
+// KindManual marks a reading entered by a meter reader ([Tx.PutManualReading]) rather than
+// collected by a terminal. Its Seq is 0 and its Terminal is the meter's terminal.
+const KindManual wire.Kind = "manual"
+
+// State names a kind of per-entity state that a component of ops keeps in the store as
+// JSON (validation baselines, prepaid charging cursors). The store does not look inside.
+type State string
+
+// The state kinds.
+const (
+	StateVEEMeter    State = "veem" // per meter: validation baseline (package vee)
+	StateVEETerminal State = "veet" // per terminal: highest seq, open gaps, clock state (package vee)
+	StateCharge      State = "chg"  // per account: prepaid charging cursor and tier-period totals (package billing)
+)
+
+// Tx is a store transaction for the components that must read and write several things
+// atomically (validation, prepaid charging, manual readings, payments). It is valid only
+// inside the function given to [DB.Update] or [DB.View].
+type Tx struct {
+	tx *buntdb.Tx
+}
+
+// Update runs fn in a read-write transaction; an error from fn rolls everything back.
+func (s *DB) Update(fn func(*Tx) error) error {
+	return s.db.Update(func(tx *buntdb.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// View runs fn in a read-only transaction.
+func (s *DB) View(fn func(*Tx) error) error {
+	return s.db.View(func(tx *buntdb.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+func getOne[T any](t *Tx, kind, prefix, id string) (T, error) {
+	var v T
+	ok, err := get(t.tx, prefix+id, &v)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+	}
+	return v, err
+}
+
+// Meter returns a meter, or [ErrNotFound].
+func (t *Tx) Meter(id wire.MeterID) (Meter, error) {
+	return getOne[Meter](t, "meter", pfxMeter, string(id))
+}
+
+// Terminal returns a terminal, or [ErrNotFound].
+func (t *Tx) Terminal(id wire.TerminalID) (Terminal, error) {
+	return getOne[Terminal](t, "terminal", pfxTerminal, string(id))
+}
+
+// Account returns an account, or [ErrNotFound].
+func (t *Tx) Account(id AccountID) (Account, error) {
+	return getOne[Account](t, "account", pfxAccount, string(id))
+}
+
+// AccountMeters returns the meters assigned to an account, by id. It scans the meters, so
+// it suits single lookups (queries, bills), not ingest.
+func (t *Tx) AccountMeters(id AccountID) ([]Meter, error) {
+	all, err := list[Meter](t.tx, pfxMeter)
+	var out []Meter
+	for _, m := range all {
+		if m.Account == id {
+			out = append(out, m)
+		}
+	}
+	return out, err
+}
+
+// SetBalance sets an existing account's balance (fen) and returns the account.
+func (t *Tx) SetBalance(id AccountID, balanceFen int64) (Account, error) {
+	a, err := t.Account(id)
+	if err != nil {
+		return Account{}, err
+	}
+	a.BalanceFen = balanceFen
+	return a, set(t.tx, pfxAccount+string(id), a)
+}
+
+func stateKey(kind State, id string) string { return "s:" + string(kind) + ":" + id }
+
+// State decodes the state of kind for id into v; ok is false when there is none yet.
+func (t *Tx) State(kind State, id string, v any) (ok bool, err error) {
+	return get(t.tx, stateKey(kind, id), v)
+}
+
+// SetState stores the state of kind for id.
+func (t *Tx) SetState(kind State, id string, v any) error {
+	return set(t.tx, stateKey(kind, id), v)
+}
+
+// Latest returns a meter's latest reading; ok is false when it has none.
+func (t *Tx) Latest(meter wire.MeterID) (r Reading, ok bool, err error) {
+	ok, err = get(t.tx, pfxLatest+string(meter), &r)
+	return r, ok, err
+}
+
+// ReadingAtOrBefore returns the meter's last reading stamped at or before atMS.
+func (t *Tx) ReadingAtOrBefore(meter wire.MeterID, atMS int64) (r Reading, ok bool, err error) {
+	p := pfxMeterRd + string(meter) + ":"
+	var derr error
+	err = t.tx.DescendRange("", p+num(uint64(max(atMS, 0)))+";", p, func(k, v string) bool {
+		derr, ok = decodeReading(k, v, &r), true
+		return false
+	})
+	return r, ok && derr == nil, errors.Join(err, derr)
+}
+
+// ReadingAtOrAfter returns the meter's first reading stamped at or after atMS.
+func (t *Tx) ReadingAtOrAfter(meter wire.MeterID, atMS int64) (r Reading, ok bool, err error) {
+	p := pfxMeterRd + string(meter) + ":"
+	var derr error
+	err = t.tx.AscendRange("", p+num(uint64(max(atMS, 0))), prefixEnd(p), func(k, v string) bool {
+		derr, ok = decodeReading(k, v, &r), true
+		return false
+	})
+	return r, ok && derr == nil, errors.Join(err, derr)
+}
+
+// MeterReadings returns the meter's readings stamped in [fromMS, toMS), oldest first, at
+// most limit of them.
+func (t *Tx) MeterReadings(meter wire.MeterID, fromMS, toMS int64, limit int) ([]Reading, error) {
+	p := pfxMeterRd + string(meter) + ":"
+	var out []Reading
+	var derr error
+	err := t.tx.AscendRange("", p+num(uint64(max(fromMS, 0))), p+num(uint64(max(toMS, 0))), func(k, v string) bool {
+		var r Reading
+		if derr = decodeReading(k, v, &r); derr != nil {
+			return false
+		}
+		out = append(out, r)
+		return len(out) < limit
+	})
+	return out, errors.Join(err, derr)
+}
+
+func decodeReading(k, v string, r *Reading) error {
+	if err := jsonUnmarshal(v, r); err != nil {
+		return fmt.Errorf("decode %s: %w", k, err)
+	}
+	return nil
+}
+
+// PutManualReading stores a reading entered by a meter reader (Kind [KindManual], Seq 0)
+// in the meter's history and, when it is the newest, as its latest reading. A second
+// manual reading of the same meter at the same millisecond replaces the first.
+func (t *Tx) PutManualReading(r Reading) error {
+	r.Kind, r.Seq = KindManual, 0
+	if err := set(t.tx, meterKey(r), r); err != nil {
+		return err
+	}
+	var last Reading
+	ok, err := get(t.tx, pfxLatest+string(r.Meter), &last)
+	if err != nil {
+		return err
+	}
+	if !ok || !last.newer(r) {
+		return set(t.tx, pfxLatest+string(r.Meter), r)
+	}
+	return nil
+}
