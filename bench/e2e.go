@@ -390,6 +390,9 @@ func checkTerminal(ctx context.Context, httpAddr, id string, ms []made) (lost, l
 			return 0, 0, 0, 0, err
 		}
 		for _, r := range rs {
+			if r.Kind != "reading" {
+				continue // the terminal's own frozen records
+			}
 			got[rk{r.Seq, r.Channel}]++
 		}
 		i = j
@@ -421,6 +424,7 @@ type apiReading struct {
 	Terminal string `json:"terminal"`
 	Seq      uint64 `json:"seq"`
 	Channel  uint8  `json:"ch"`
+	Kind     string `json:"kind"`
 }
 
 func apiReadings(ctx context.Context, httpAddr string, q url.Values) ([]apiReading, error) {

@@ -1,14 +1,19 @@
 // Package pdabridge is the PDA's security unit and link: it takes record batches from the
 // handhelds bound to it on its local listener, keeps them in a buntdb outbox, and sends them to
-// ops through the ops broker in envelopes tagged with its security identifier (SID). It relays
-// ops' end-to-end acknowledgements back to the handheld. Records of a handheld that is not
-// bound to this PDA never leave it, and messages from ops whose tag does not verify are dropped.
+// ops through the untrusted ops broker over SECLINK/1 (security.md, package noisehs): a Noise
+// IKpsk2 handshake keyed by the PDA's security identifier (SID) and its static key S_pda,
+// sealed DATA records with counters and a replay window, and automatic SID rotation with one
+// pending slot. It relays ops' end-to-end acknowledgements back to the handheld. Records of a
+// handheld that is not bound to this PDA never leave it; nothing from ops is accepted unless it
+// opens under a session's keys.
 //
 // Topics (package topic): on the local listener it subscribes to hh-records and publishes
-// hh-ack; upstream it publishes pda-up and subscribes to pda-down. Stores (buntdb): the outbox.
-//
-// The SID check here is the spine's (package idcheck); the SECLINK/1 secure channel of
-// security.md (package noisehs) replaces it.
+// hh-ack; upstream it publishes pda-hs-up (HS_INIT) and pda-up (DATA: CONFIRM, then batches),
+// and subscribes to pda-hs-down (HS_RESP) and pda-down (DATA: COMMIT, acknowledgements). Its
+// broker password derives from the SID it would use next (§11) and is computed on every
+// reconnect. Stores (one buntdb file, fsync on every write): the outbox and the security
+// unit's state (S_pda, cur and pending SIDs, hs_counter), saved before anything that depends
+// on it is sent.
 package pdabridge
 
 import (
@@ -22,7 +27,7 @@ import (
 	"time"
 
 	"github.com/meterlink/meterlink/bus"
-	"github.com/meterlink/meterlink/idcheck"
+	"github.com/meterlink/meterlink/noisehs"
 	"github.com/meterlink/meterlink/topic"
 	"github.com/meterlink/meterlink/wire"
 )
@@ -31,13 +36,15 @@ import (
 type Bridge struct {
 	cfg   Config
 	log   *slog.Logger
-	key   []byte
+	pda   noisehs.PDAID
+	unit  *unit
 	box   *outbox
 	local *bus.Client
 	up    *bus.Client
 	kick  chan struct{}
 
 	mu       sync.Mutex
+	link     link                 // SECLINK/1 handshake and sessions (link.go)
 	inflight map[string]time.Time // batch id → sent upstream
 	stats    Stats
 
@@ -46,33 +53,35 @@ type Bridge struct {
 
 // Stats counts what the bridge did since it started.
 type Stats struct {
-	Accepted  int // batches taken from bound handhelds
-	Unbound   int // batches dropped: handheld not bound to this PDA
-	Malformed int // batches dropped: not a valid wire.Batch
-	Forwarded int // envelopes sent upstream
-	Acked     int // batches ops acknowledged
-	BadTags   int // messages from upstream dropped: tag did not verify
+	Accepted   int // batches taken from bound handhelds
+	Unbound    int // batches dropped: handheld not bound to this PDA
+	Malformed  int // batches dropped: not a valid wire.Batch
+	Forwarded  int // sealed batch records sent upstream
+	Acked      int // batches ops acknowledged
+	Dropped    int // frames from upstream dropped: no handshake or session for them, or they did not open
+	Handshakes int // HS_INITs sent
+	Sessions   int // handshakes completed
+	Rotations  int // SIDs committed after ops proved the new session
 }
 
-// New opens the outbox and prepares both MQTT clients.
+// New opens the outbox and the security unit (creating S_pda from SID₀ on first use) and
+// prepares both MQTT clients.
 func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log = log.With("pda_id", cfg.ID)
-	key, err := idcheck.Key(cfg.SID, cfg.ID)
-	if err != nil {
-		return nil, err
-	}
-	pw, err := idcheck.BrokerPassword(cfg.SID, cfg.ID)
-	if err != nil {
-		return nil, err
-	}
 	box, err := openOutbox(cfg.StorePath)
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, log: log, key: key, box: box, kick: make(chan struct{}, 1), inflight: map[string]time.Time{}}
+	u, err := openUnit(box.db, cfg.SID, cfg.OpsPublicKey, cfg.OpsKey)
+	if err != nil {
+		box.close()
+		return nil, err
+	}
+	b := &Bridge{cfg: cfg, log: log, pda: noisehs.PDAIDFromText(cfg.ID), unit: u, box: box,
+		kick: make(chan struct{}, 1), inflight: map[string]time.Time{}}
 	b.local, err = bus.New(bus.Config{
 		URL: cfg.LocalURL, ClientID: cfg.ID + "-bridge", Username: cfg.ID + "-bridge",
 		Password: func() string { return cfg.LocalPassword }, Logger: log,
@@ -83,8 +92,10 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 	}
 	b.up, err = bus.New(bus.Config{
 		URL: cfg.UpstreamURL, ClientID: cfg.ID, Username: cfg.ID,
-		Password: func() string { return pw }, CleanSession: false, Logger: log,
-		OnConnect: b.wake,
+		// §11: the password of the SID the PDA would use next, asked on every reconnect, so a
+		// rotation between connections never locks it out.
+		Password: func() string { return u.selected().BrokerPassword(b.pda) }, CleanSession: false, Logger: log,
+		OnConnect: b.reconnected,
 	})
 	if err != nil {
 		box.close()
@@ -92,6 +103,13 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 	}
 	return b, nil
 }
+
+// reconnected handshakes again after every upstream (re)connect: ops or its broker may have
+// restarted and lost the session's keys, which live in RAM only (§4.2).
+func (b *Bridge) reconnected() { b.wantHandshake() }
+
+// Epoch returns the epoch of the SID the PDA would use next (the broker password's).
+func (b *Bridge) Epoch() uint32 { return b.unit.selected().Epoch }
 
 // Pending returns the number of batches waiting for ops' acknowledgement.
 func (b *Bridge) Pending() int { return b.box.count() }
@@ -118,6 +136,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err := b.local.Subscribe(ctx, topic.HHRecordsAll, 1, b.onRecords); err != nil {
 		return fmt.Errorf("subscribe to handheld records: %w", err)
 	}
+	if err := b.up.Subscribe(ctx, topic.PDAHandshakeDown(b.cfg.ID), 1, b.onHSDown); err != nil {
+		return fmt.Errorf("subscribe to ops handshakes: %w", err)
+	}
 	if err := b.up.Subscribe(ctx, topic.PDADown(b.cfg.ID), 1, b.onDown); err != nil {
 		return fmt.Errorf("subscribe to ops downlink: %w", err)
 	}
@@ -128,16 +149,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return nil
 	}
 	b.log.Info("pda bridge up", "config", b.cfg)
-	resend := time.NewTicker(b.cfg.ResendAfter / 2)
-	defer resend.Stop()
+	tick := time.NewTicker(min(b.cfg.ResendAfter/2, 250*time.Millisecond))
+	defer tick.Stop()
 	b.wake()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-b.kick:
-		case <-resend.C:
+		case <-tick.C:
 		}
+		b.maintain(ctx)
 		b.forward(ctx)
 	}
 }
@@ -187,7 +209,11 @@ func (b *Bridge) onRecords(_ context.Context, m bus.Message) error {
 		b.log.Warn("batch dropped", "topic", m.Topic, "err", errors.Join(err, errors.New("or handheld differs from topic")))
 		return nil
 	}
-	if err := b.box.put(entry{ID: batch.ID, Handheld: hh, Body: m.Payload}); err != nil {
+	msgID, err := noisehs.NewMsgID(time.Now(), nil)
+	if err != nil {
+		return fmt.Errorf("msg_id for batch %s: %w", batch.ID, err)
+	}
+	if err := b.box.put(entry{ID: batch.ID, Handheld: hh, Body: m.Payload, MsgID: msgID}); err != nil {
 		return fmt.Errorf("store batch %s: %w", batch.ID, err) // unacknowledged: redelivered
 	}
 	b.count(func(s *Stats) { s.Accepted++ })
@@ -201,9 +227,14 @@ func (b *Bridge) count(f func(*Stats)) {
 	b.mu.Unlock()
 }
 
-// forward sends every held batch that is not in flight, in tagged envelopes.
+// forward seals and sends every held batch that is not in flight, on the newest session, at
+// send time (never in advance, §7.2). Without a session it waits for the handshake.
 func (b *Bridge) forward(ctx context.Context) {
 	for b.up.IsConnected() {
+		s := b.sendSession()
+		if s == nil {
+			return
+		}
 		now := time.Now()
 		b.mu.Lock()
 		batches, err := b.box.list(64, func(id string) bool {
@@ -220,11 +251,13 @@ func (b *Bridge) forward(ctx context.Context) {
 		}
 		t := topic.PDAUp(b.cfg.ID)
 		for _, e := range batches {
-			env := wire.Envelope{V: wire.Version, PDA: wire.PDAID(b.cfg.ID), Kind: wire.EnvelopeBatch, ID: e.ID, Body: e.Body}
-			env.Tag = idcheck.Tag(b.key, b.cfg.ID, t, env.Kind, env.ID, env.Body)
-			payload, _ := json.Marshal(env)
+			frame, err := s.Seal(t, noisehs.Record{Kind: noisehs.KindBatch, MsgID: e.MsgID, Body: e.Body})
+			if err != nil {
+				b.log.Error("batch not sealed", "batch_id", e.ID, "err", err)
+				return
+			}
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := b.up.Publish(pctx, t, 1, false, payload)
+			err = b.up.Publish(pctx, t, 1, false, frame)
 			cancel()
 			if err != nil {
 				b.log.Warn("batch not forwarded", "batch_id", e.ID, "err", err)
@@ -232,32 +265,35 @@ func (b *Bridge) forward(ctx context.Context) {
 			}
 			b.mu.Lock()
 			b.inflight[e.ID] = now
+			if b.link.unackedSince.IsZero() {
+				b.link.unackedSince = now
+			}
 			b.stats.Forwarded++
 			b.mu.Unlock()
 		}
 	}
 }
 
-// onDown handles ops' messages: a verified acknowledgement deletes the batch and is relayed to
-// its handheld.
+// onDown handles ops' sealed records: COMMIT confirms the session, REKEY_NOW asks for a
+// handshake, and an acknowledgement deletes its batch and is relayed to the handheld.
 func (b *Bridge) onDown(ctx context.Context, m bus.Message) error {
-	var env wire.Envelope
-	if err := json.Unmarshal(m.Payload, &env); err != nil || env.V != wire.Version || string(env.PDA) != b.cfg.ID {
-		b.count(func(s *Stats) { s.BadTags++ })
-		b.log.Warn("downlink dropped", "topic", m.Topic, "err", "malformed envelope")
+	rec, ok := b.openDown(m)
+	if !ok {
 		return nil
 	}
-	if !idcheck.Verify(b.key, b.cfg.ID, m.Topic, env.Kind, env.ID, env.Body, env.Tag) {
-		b.count(func(s *Stats) { s.BadTags++ })
-		b.log.Warn("downlink dropped", "topic", m.Topic, "err", "identifier tag does not verify")
+	switch rec.Kind {
+	case noisehs.KindCommit:
 		return nil
-	}
-	if env.Kind != wire.EnvelopeAck {
-		b.log.Warn("downlink dropped", "topic", m.Topic, "kind", env.Kind, "err", "unsupported kind")
+	case noisehs.KindRekeyNow:
+		b.wantHandshake()
+		return nil
+	case noisehs.KindWireAck:
+	default:
+		b.log.Warn("downlink dropped", "topic", m.Topic, "kind", byte(rec.Kind), "err", "unsupported kind")
 		return nil
 	}
 	var ack wire.Ack
-	if err := json.Unmarshal(env.Body, &ack); err != nil {
+	if err := json.Unmarshal(rec.Body, &ack); err != nil {
 		b.log.Warn("downlink dropped", "topic", m.Topic, "err", err)
 		return nil
 	}
@@ -274,10 +310,12 @@ func (b *Bridge) onDown(ctx context.Context, m bus.Message) error {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := b.local.Publish(pctx, topic.HHAck(hh), 1, false, body); err != nil {
-		return fmt.Errorf("relay acknowledgement %s: %w", ack.ID, err)
+		b.log.Warn("acknowledgement not relayed", "batch_id", ack.ID, "err", err) // ops acknowledges the resend
+		return nil
 	}
 	if err := b.box.remove(ack.ID); err != nil {
-		return fmt.Errorf("remove acknowledged batch %s: %w", ack.ID, err)
+		b.log.Error("acknowledged batch not removed", "batch_id", ack.ID, "err", err)
+		return nil
 	}
 	b.mu.Lock()
 	delete(b.inflight, ack.ID)

@@ -69,4 +69,3 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Fl
 	}
 	return f, nil
 }
-

@@ -10,7 +10,9 @@ import (
 
 // outbox holds batches accepted from handhelds until ops acknowledges them. A batch is stored
 // (with fsync) before the handheld's PUBLISH is acknowledged, keyed by its id, so a handheld
-// that sends it again adds nothing.
+// that sends it again adds nothing. Each batch gets its record msg_id (UUIDv7) when first
+// stored and keeps it through every resend, so ops answers a repeat without applying it again
+// (security.md §6). The security unit's state lives in the same file (unit.go).
 type outbox struct {
 	db *buntdb.DB
 }
@@ -19,7 +21,8 @@ type outbox struct {
 type entry struct {
 	ID       string          `json:"id"`
 	Handheld string          `json:"handheld"`
-	Body     json.RawMessage `json:"body"` // the wire.Batch as received
+	Body     json.RawMessage `json:"body"`   // the wire.Batch as received
+	MsgID    [16]byte        `json:"msg_id"` // the sealed record's msg_id
 }
 
 const prefixBatch = "batch:"
@@ -38,13 +41,16 @@ func openOutbox(path string) (*outbox, error) {
 
 func (o *outbox) close() error { return o.db.Close() }
 
-// put stores a batch unless it is already held.
+// put stores a batch unless it is already held (then the held one, and its msg_id, stay).
 func (o *outbox) put(e entry) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
 	return o.db.Update(func(tx *buntdb.Tx) error {
+		if _, err := tx.Get(prefixBatch + e.ID); err == nil {
+			return nil
+		}
 		_, _, err := tx.Set(prefixBatch+e.ID, string(b), nil)
 		return err
 	})

@@ -26,6 +26,7 @@ type Config struct {
 	Interval  time.Duration    // collection interval; default 15s, minimum 100ms
 	KeepAlive time.Duration    // MQTT-SN keep-alive; default 60s
 	Retry     time.Duration    // MQTT-SN Tretry; default 2s (the radio's round trip plus the handheld's store)
+	Retries   int              // MQTT-SN Nretry before the session counts as lost; default 8 (a lossy radio needs more than the spec's 3-5)
 	Now       func() time.Time // system clock; the terminal's own clock runs from it with DriftPPM
 
 	FreezeAt      string         // daily freeze time HH:MM on the terminal's clock; default 00:00
@@ -48,6 +49,7 @@ func DefaultConfig() Config {
 		Interval:  15 * time.Second,
 		KeepAlive: 60 * time.Second,
 		Retry:     2 * time.Second,
+		Retries:   8,
 		Now:       time.Now,
 
 		FreezeAt:      "00:00",

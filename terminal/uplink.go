@@ -49,7 +49,7 @@ func (t *Terminal) session(ctx context.Context) error {
 		conn = t.cfg.Radio(conn)
 	}
 	c, err := mqttsn.NewClient(conn, gwAddr, mqttsn.ClientConfig{
-		ClientID: t.cfg.ID, KeepAlive: t.cfg.KeepAlive, RetryInterval: t.cfg.Retry,
+		ClientID: t.cfg.ID, KeepAlive: t.cfg.KeepAlive, RetryInterval: t.cfg.Retry, MaxRetries: t.cfg.Retries,
 		Predefined: topic.RadioPredefined(t.cfg.ID), Logger: t.log,
 	})
 	if err != nil {

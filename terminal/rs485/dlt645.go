@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/meterlink/meterlink/dlt645"
 )
@@ -16,11 +17,8 @@ type dltLine struct {
 	f       *os.File
 	client  *dlt645.Client
 	log     *slog.Logger
-	timeout dlt645Timeout
+	timeout time.Duration // per attempt
 }
-
-// dlt645Timeout bounds the single-attempt reads of optional quantities.
-type dlt645Timeout struct{ perAttempt, retries int64 }
 
 func openDLT645(cfg Config, log *slog.Logger) (*dltLine, error) {
 	f, err := openSerial(cfg.URL)
@@ -36,7 +34,7 @@ func openDLT645(cfg Config, log *slog.Logger) (*dltLine, error) {
 		retries = -1 // the dlt645 client reads 0 as its default of 2
 	}
 	c := dlt645.NewClient(f, dlt645.ClientOptions{Timeout: cfg.Timeout, Retries: retries, Logger: log})
-	return &dltLine{f: f, client: c, log: log}, nil
+	return &dltLine{f: f, client: c, log: log, timeout: cfg.Timeout}, nil
 }
 
 func (l *dltLine) read(ctx context.Context, m meter) Result {
@@ -58,7 +56,9 @@ func (l *dltLine) read(ctx context.Context, m meter) Result {
 		if silent {
 			return dlt645.Value{}, false
 		}
-		octx, cancel := context.WithTimeout(ctx, l.timeoutPerAttempt())
+		// Slightly under the client's own timeout, so the client never
+		// starts a second attempt.
+		octx, cancel := context.WithTimeout(ctx, l.timeout*9/10)
 		defer cancel()
 		v, err := l.value(octx, m, di, di97)
 		if err != nil {

@@ -132,12 +132,10 @@ func (l *Ledger) Charge(tx *store.Tx, rs []store.Reading, nowMS int64) ([]store.
 		if kind == Backward {
 			continue // not billable; validation raises reverse_running and the cursor stays
 		}
-		l.chargeInterval(t, &ac.st, Interval{FromMS: c.TimeMS, ToMS: r.TimeMS, Wh: wh * int64(max(r.Multiplier, 1))})
-		ac.a.BalanceFen = ac.start - (ac.st.ChargedFen - 0) + 0 // recomputed below
+		before := ac.a.BalanceFen
+		ac.a.BalanceFen -= l.chargeInterval(t, &ac.st, Interval{FromMS: c.TimeMS, ToMS: r.TimeMS, Wh: wh * int64(max(r.Multiplier, 1))})
 		*c = cursor{TimeMS: r.TimeMS, Terminal: r.Terminal, Seq: r.Seq, Wh: r.EnergyWh}
-		ac.a.BalanceFen = ac.start - ac.charged(ac.st)
-		_ = ac
-		alerts = append(alerts, l.balanceAlerts(ac.a, r, ac.start, nowMS)...)
+		alerts = append(alerts, l.balanceAlerts(ac.a, r, before, nowMS)...)
 	}
 	for _, id := range order {
 		ac := accts[id]
@@ -151,4 +149,128 @@ func (l *Ledger) Charge(tx *store.Tx, rs []store.Reading, nowMS int64) ([]store.
 		}
 	}
 	return alerts, nil
+}
+
+// newer reports whether reading r is later than the cursor.
+func newer(r store.Reading, c *cursor) bool {
+	if r.TimeMS != c.TimeMS {
+		return r.TimeMS > c.TimeMS
+	}
+	if r.Terminal != c.Terminal {
+		return r.Terminal > c.Terminal
+	}
+	return r.Seq > c.Seq
+}
+
+// chargeInterval prices iv into st, split pro rata at tier-period bounds, and returns the
+// fen to take from the balance. A new tier period starts from zero; what was charged in
+// the old one is settled (its rounded total is what the balance paid). An interval that
+// starts before the state's period (another meter of the account is already in the next
+// period) is priced in the state's period: an approximation that only touches the
+// readings around a tier-period change.
+func (l *Ledger) chargeInterval(t *Tariff, st *ChargeState, iv Interval) int64 {
+	var fen int64
+	for {
+		start, end := l.cfg.TierPeriod(t.Period, time.UnixMilli(iv.FromMS))
+		if s := start.UnixMilli(); s > st.PeriodStartMS {
+			*st = ChargeState{PeriodStartMS: s, Meters: st.Meters}
+		}
+		seg, done := iv, true
+		if endMS := end.UnixMilli(); iv.ToMS > endMS {
+			parts := splitLargest(iv.Wh, []int64{endMS - iv.FromMS, iv.ToMS - endMS})
+			seg = Interval{FromMS: iv.FromMS, ToMS: endMS, Wh: parts[0]}
+			iv, done = Interval{FromMS: endMS, ToMS: iv.ToMS, Wh: parts[1]}, false
+		}
+		c := t.Price(st.PeriodWh, []Interval{seg}, l.cfg.Location)
+		st.PeriodWh += seg.Wh
+		st.PeriodUnits += c.Units
+		charged := RoundFen(st.PeriodUnits)
+		fen += charged - st.ChargedFen
+		st.ChargedFen = charged
+		if done {
+			return fen
+		}
+	}
+}
+
+// alertID makes a deterministic alert id from what identifies a finding.
+func alertID(code string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return code + "-" + hex.EncodeToString(h.Sum(nil)[:10])
+}
+
+// balanceAlerts raises an alert when a charge takes a prepaid balance across alarm 1,
+// alarm 2 or zero (domain.md §6.3).
+func (l *Ledger) balanceAlerts(a store.Account, r store.Reading, before, nowMS int64) []store.Alert {
+	after := a.BalanceFen
+	mk := func(level, code, sev, detail string) []store.Alert {
+		return []store.Alert{{
+			ID: alertID(code, string(a.ID), level, fmt.Sprint(r.TimeMS), string(r.Meter)), Code: code, Severity: sev,
+			District: r.District, Terminal: r.Terminal, Meter: r.Meter, Account: a.ID, Seq: r.Seq,
+			TimeMS: r.TimeMS, RaisedMS: nowMS, Detail: detail,
+		}}
+	}
+	switch {
+	case before > 0 && after <= 0:
+		return mk("zero", "arrears", store.SeverityCritical, fmt.Sprintf("prepaid balance %s 元: overdrawn", FormatFen(after)))
+	case before > l.cfg.Alarm2Fen && after <= l.cfg.Alarm2Fen:
+		return mk("alarm2", "low_balance", store.SeverityCritical,
+			fmt.Sprintf("prepaid balance %s 元 at or below alarm 2 (%s 元)", FormatFen(after), FormatFen(l.cfg.Alarm2Fen)))
+	case before > l.cfg.Alarm1Fen && after <= l.cfg.Alarm1Fen:
+		return mk("alarm1", "low_balance", store.SeverityWarning,
+			fmt.Sprintf("prepaid balance %s 元 at or below alarm 1 (%s 元)", FormatFen(after), FormatFen(l.cfg.Alarm1Fen)))
+	}
+	return nil
+}
+
+// Warnings returns the on-site warnings of an account's balance: overdraft or arrears,
+// and a prepaid balance at or below the alarms.
+func (l *Ledger) Warnings(a store.Account) []wire.Warning {
+	b := a.BalanceFen
+	switch {
+	case a.Payment == store.Prepaid && b <= 0:
+		return []wire.Warning{{Code: "arrears", Severity: store.SeverityCritical, Detail: "prepaid balance " + FormatFen(b) + " 元: overdrawn"}}
+	case a.Payment == store.Prepaid && b <= l.cfg.Alarm2Fen:
+		return []wire.Warning{{Code: "low_balance", Severity: store.SeverityCritical, Detail: "prepaid balance " + FormatFen(b) + " 元"}}
+	case a.Payment == store.Prepaid && b <= l.cfg.Alarm1Fen:
+		return []wire.Warning{{Code: "low_balance", Severity: store.SeverityWarning, Detail: "prepaid balance " + FormatFen(b) + " 元"}}
+	case a.Payment == store.Postpaid && b < 0:
+		return []wire.Warning{{Code: "arrears", Severity: store.SeverityWarning, Detail: "arrears " + FormatFen(-b) + " 元"}}
+	}
+	return nil
+}
+
+// Pay records a payment into an account inside tx and returns it with the balance after
+// it. A payment id is recorded once: the same payment again returns the stored one with
+// created false and changes nothing; the id with another amount or method is
+// [ErrPaymentConflict]. A prepaid top-up above Config.HoardingMaxFen is [ErrHoarding].
+func (l *Ledger) Pay(tx *store.Tx, p store.Payment) (out store.Payment, created bool, err error) {
+	a, err := tx.Account(p.Account)
+	if err != nil {
+		return store.Payment{}, false, err
+	}
+	old, ok, err := tx.Payment(p.Account, p.ID)
+	if err != nil {
+		return store.Payment{}, false, err
+	}
+	if ok {
+		if old.AmountFen != p.AmountFen || old.Method != p.Method {
+			return store.Payment{}, false, fmt.Errorf("payment %s of %s 元: %w", p.ID, FormatFen(old.AmountFen), ErrPaymentConflict)
+		}
+		return old, false, nil
+	}
+	if a.Payment == store.Prepaid && l.cfg.HoardingMaxFen > 0 && a.BalanceFen+p.AmountFen > l.cfg.HoardingMaxFen {
+		return store.Payment{}, false, fmt.Errorf("balance would be %s 元, limit %s 元: %w",
+			FormatFen(a.BalanceFen+p.AmountFen), FormatFen(l.cfg.HoardingMaxFen), ErrHoarding)
+	}
+	a, err = tx.SetBalance(a.ID, a.BalanceFen+p.AmountFen)
+	if err != nil {
+		return store.Payment{}, false, err
+	}
+	p.BalanceAfter = a.BalanceFen
+	return p, true, tx.PutPayment(p)
 }

@@ -16,11 +16,12 @@ type Interval struct {
 
 // Line is a bill line: consumption priced in one tier and one band.
 type Line struct {
-	Tier      int   `json:"tier"` // 1-based
-	Band      Band  `json:"band"`
-	Wh        int64 `json:"wh"`
-	Price     Price `json:"price"`      // 元/kWh
-	AmountFen int64 `json:"amount_fen"` // Wh × price, rounded half away from zero to the fen
+	Tier      int    `json:"tier"` // 1-based
+	Band      Band   `json:"band"`
+	Wh        int64  `json:"wh"`
+	Price     Price  `json:"price"`            // 元/kWh
+	AmountFen int64  `json:"amount_fen"`       // Wh × price, rounded half away from zero to the fen
+	Period    string `json:"period,omitempty"` // the tier period (its first day) when a bill spans several
 	units     int64
 }
 
