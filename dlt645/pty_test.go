@@ -5,10 +5,8 @@ package dlt645
 import (
 	"context"
 	"errors"
+	"github.com/meterlink/meterlink/serialtest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,41 +22,10 @@ func waitFor(t testing.TB, within time.Duration, cond func() error) {
 	}
 }
 
-// ptyPair starts socat as a null modem and opens both ends. Cleanup
-// closes the ends and then kills socat.
+// ptyPair opens both ends of a socat null modem.
 func ptyPair(t *testing.T) (*os.File, *os.File) {
-	t.Helper()
-	socat, err := exec.LookPath("socat")
-	if err != nil {
-		t.Skip("socat not on PATH; install it (apt-get install -y socat) to run the pty test")
-	}
-	dir := t.TempDir()
-	pa, pb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	cmd := exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+pa, "pty,raw,echo=0,link="+pb)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start socat: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	waitFor(t, 5*time.Second, func() error {
-		for _, p := range []string{pa, pb} {
-			if _, err := os.Stat(p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	open := func(p string) *os.File {
-		f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			t.Fatalf("open %s: %v", p, err)
-		}
-		t.Cleanup(func() { f.Close() })
-		return f
-	}
-	return open(pa), open(pb)
+	a, b := serialtest.Pair(t)
+	return serialtest.Open(t, a), serialtest.Open(t, b)
 }
 
 func TestClientMeterOverPTY(t *testing.T) {

@@ -1,60 +1,16 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/meterlink/meterlink/demo"
 	"github.com/meterlink/meterlink/handheld"
+	"github.com/meterlink/meterlink/serialtest"
 	"github.com/meterlink/meterlink/terminal"
 )
-
-// ptyPair starts socat with a linked pseudo-terminal pair, a null-modem cable between two
-// serial radios, and returns the two device paths.
-func ptyPair(t *testing.T) (string, string) {
-	t.Helper()
-	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("socat is not installed (apt-get install socat): serial radio test skipped")
-	}
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "radio-a"), filepath.Join(dir, "radio-b")
-	cmd := exec.Command("socat", "-d", "-d", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "starting data transfer loop") {
-				close(ready)
-				break
-			}
-		}
-		for sc.Scan() {
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("socat did not start")
-	}
-	for _, p := range []string{a, b} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("socat link %s: %v", p, err)
-		}
-	}
-	return a, b
-}
 
 // TestTerminalOverSerialRadio: a terminal and the handheld talk MQTT-SN in radio frames over
 // a real serial line (a socat pty pair). A 16-channel reading is larger than a radio frame,
@@ -63,7 +19,7 @@ func TestTerminalOverSerialRadio(t *testing.T) {
 	if testing.Short() {
 		t.Skip("serial radio test skipped under -short")
 	}
-	devHH, devTerm := ptyPair(t)
+	devHH, devTerm := serialtest.Pair(t)
 	log := testLogger(t)
 	hc := handheld.DefaultConfig()
 	hc.ID, hc.MQTTSNAddr, hc.Serial, hc.PDAURL = "H01", "127.0.0.1:0", devHH, "tcp://127.0.0.1:1"
