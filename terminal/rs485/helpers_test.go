@@ -4,13 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/meterlink/meterlink/metersim"
+	"github.com/meterlink/meterlink/serialtest"
 )
 
 func waitFor(t testing.TB, within time.Duration, cond func() error) {
@@ -29,48 +27,16 @@ func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// ptyPair starts socat as a null modem and returns the paths of its two
-// ends. socat is killed in t.Cleanup (registered first, so it runs after
-// the cleanups of whatever uses the ends).
+// ptyPair returns the two ends of a socat null modem (serialtest.Pair).
 func ptyPair(t *testing.T) (a, b string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("pty test skipped under -short")
-	}
-	socat, err := exec.LookPath("socat")
-	if err != nil {
-		t.Skip("socat not on PATH; install it (apt-get install -y socat) to run the pty tests")
-	}
-	dir := t.TempDir()
-	a, b = filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	cmd := exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start socat: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	waitFor(t, 5*time.Second, func() error {
-		for _, p := range []string{a, b} {
-			if _, err := os.Stat(p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return a, b
+	return serialtest.Pair(t)
 }
 
 // openEnd opens one end of a pty pair, closed in t.Cleanup.
 func openEnd(t *testing.T, path string) *os.File {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return serialtest.Open(t, path)
 }
 
 // serve runs serve(ctx) in a goroutine until the test ends, and fails the

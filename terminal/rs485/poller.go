@@ -39,10 +39,26 @@ var ErrClosed = errors.New("poller closed")
 // Result is one meter's reading from one poll. Only EnergyWh is always
 // set on success; the optional fields are nil when the meter (or its
 // register map) does not have the quantity or did not answer for it.
+//
+// EnergyWh and ExportWh are the meter's kWh × 1000, rounded half away
+// from zero to a whole Wh:
+//
+//   - DL/T 645 sends BCD in 0.01 kWh, so Wh = value × 10 exactly.
+//   - Integer Modbus registers (DDS238: uint32 × 0.01 kWh) give
+//     raw × scale × 1000 in float64, whose error stays far below 0.5 Wh
+//     for every 32-bit raw value, so the result is exact (raw × 10 Wh on
+//     the DDS238).
+//   - float32 registers (SDM, DDSU, DTSU) are widened to float64 and
+//     multiplied by 1000 without rounding error (24 + 10 bits fit in 53),
+//     so the result is the float32's own value rounded to the nearest Wh.
+//     Below 8,192 kWh a float32's spacing (0.98 Wh) is under 1 Wh, so
+//     every whole Wh the meter meant comes back exactly; from 8,192 kWh
+//     the spacing is 1.95 Wh and doubles at each power of two (7.8 Wh at
+//     100,000 kWh): the meter's own resolution, not ours.
 type Result struct {
 	Meter    string    // MeterConfig.ID
-	Time     time.Time // when the energy was read (Config.Now)
-	EnergyWh int64     // import (forward active) energy, Wh; see below
+	Time     time.Time // when the meter was read (Config.Now); zero when Err is set
+	EnergyWh int64     // import (forward active) energy, Wh
 	ExportWh *int64    // export (reverse active) energy, Wh
 	PowerW   *float64  // total active power, W
 	VoltageV *float64  // voltage (phase 1 on three-phase meters), V
@@ -50,18 +66,7 @@ type Result struct {
 	Err      error     // nil on success; wraps ErrMeterSilent, ErrMeterError, ErrBadValue or ErrLink
 }
 
-// EnergyWh (and ExportWh) is the meter's kWh × 1000, rounded half away
-// from zero to a whole Wh:
-//
-//   - DL/T 645 sends BCD in 0.01 kWh, so Wh = value × 10 exactly.
-//   - Integer Modbus registers (DDS238: uint32 × 0.01 kWh) give
-//     raw × scale × 1000 in float64, whose error is far below 0.5 Wh up to
-//     2^32 raw, so the result is exact (raw × 10 for the DDS238).
-//   - float32 registers (SDM, DDSU, DTSU) are widened to float64 and
-//     multiplied by 1000 without rounding error (24 + 10 bits fit in 53),
-//     so the result is the float32's value rounded to the nearest Wh. A
-//     float32 itself carries whole Wh exactly only up to 16,777 kWh
-//     (2^24 Wh); above that the meter's own resolution is coarser.
+// whFromKWh converts an energy in kWh to whole Wh as [Result] describes.
 func whFromKWh(kwh float64) (int64, error) {
 	wh := kwh * 1000
 	if math.IsNaN(wh) || math.IsInf(wh, 0) || wh < 0 || wh > 1<<62 {
