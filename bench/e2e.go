@@ -20,7 +20,6 @@ import (
 
 	"github.com/meterlink/meterlink/bus"
 	"github.com/meterlink/meterlink/cmdline"
-	"github.com/meterlink/meterlink/lab"
 	"github.com/meterlink/meterlink/terminal"
 	"github.com/meterlink/meterlink/topic"
 )
@@ -36,6 +35,7 @@ type e2eConfig struct {
 	Drain       time.Duration `json:"-"`
 	ResendAfter time.Duration `json:"-"`
 	DataDir     string        `json:"data_dir"`
+	Knobs       chainKnobs    `json:"knobs"` // set: composed by bench, not lab
 	DurationS   float64       `json:"duration_s"`
 }
 
@@ -86,6 +86,8 @@ func runE2E(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "how long to wait for the outboxes to empty afterwards")
 	fs.DurationVar(&cfg.ResendAfter, "resend-after", cfg.ResendAfter, "handheld and pda-bridge resend unacknowledged batches after this")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the parts' stores (default: a temporary directory, removed)")
+	fs.IntVar(&cfg.Knobs.BatchMax, "batch-max", 0, "handheld records per upstream batch (0: the handheld's default; set: bench composes the parts, not lab)")
+	fs.BoolVar(&cfg.Knobs.NoCountSync, "no-counter-sync", false, "terminals do not fsync every pulse (set: bench makes the handheld and terminals)")
 	c.addFlags(fs)
 	if done, err := parse(fs, args, getenv); done {
 		return err
@@ -124,27 +126,26 @@ type made struct {
 }
 
 func e2e(ctx context.Context, cfg e2eConfig, c *common, getenv func(string) string, log *slog.Logger, stderr io.Writer) (E2EResult, error) {
-	lc := lab.DefaultConfig()
-	lc.MQTTAddr, lc.WSAddr, lc.HTTPAddr, lc.PDAAddr, lc.MQTTSNAddr = "127.0.0.1:0", "", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	lc.DataDir, lc.Terminals, lc.Districts = cfg.DataDir, cfg.Terminals, cfg.Districts
-	lc.Interval = 24 * time.Hour // the driver collects; the terminals' own timer must not
-	lc.ResendAfter = cfg.ResendAfter
-	lc.Parts = []string{lab.PartBroker, lab.PartOps, lab.PartPDA, lab.PartHandheld, lab.PartTerminals}
-	l, err := lab.New(ctx, lc, getenv, log)
+	var ch *chain
+	var err error
+	if cfg.Knobs.set() {
+		ch, err = ownChain(ctx, cfg, cfg.Knobs, getenv, log)
+	} else {
+		ch, err = labChain(ctx, cfg, getenv, log)
+	}
 	if err != nil {
 		return E2EResult{}, err
 	}
 	lctx, stopLab := context.WithCancel(ctx)
 	labDone := make(chan error, 1)
-	go func() { labDone <- l.Run(lctx) }()
+	go func() { labDone <- ch.run(lctx) }()
 	defer func() {
 		stopLab()
 		if err := <-labDone; err != nil {
-			log.Warn("lab stopped with error", "err", err)
+			log.Warn("chain stopped with error", "err", err)
 		}
 	}()
-	lcfg := l.Config()
-	httpAddr := lcfg.HTTPAddr
+	httpAddr := ch.httpAddr
 
 	// The viewer: every reading event ops publishes after storing a record.
 	type event struct {
@@ -157,7 +158,7 @@ func e2e(ctx context.Context, cfg e2eConfig, c *common, getenv func(string) stri
 		events []event
 		nEv    atomic.Int64
 	)
-	viewer, err := bus.New(bus.Config{URL: "tcp://" + lcfg.MQTTAddr, ClientID: "bench-viewer", CleanSession: true, Logger: log})
+	viewer, err := bus.New(bus.Config{URL: "tcp://" + ch.mqttAddr, ClientID: "bench-viewer", CleanSession: true, Logger: log})
 	if err != nil {
 		return E2EResult{}, err
 	}
@@ -183,7 +184,7 @@ func e2e(ctx context.Context, cfg e2eConfig, c *common, getenv func(string) stri
 		return E2EResult{}, fmt.Errorf("viewer: %w", err)
 	}
 
-	terms := l.Terminals
+	terms := ch.terminals
 	mades := make([][]made, len(terms))
 	// Warm-up: one record per terminal through the whole chain, so that every link is up
 	// before the clock starts. These records count in the loss check, not in the figures.
@@ -215,7 +216,7 @@ func e2e(ctx context.Context, cfg e2eConfig, c *common, getenv func(string) stri
 		for _, t := range terms {
 			term += t.Pending()
 		}
-		return term, l.Handheld.Pending(), l.Bridge.Pending()
+		return term, ch.hhPending(), ch.brPending()
 	}
 	stopProgress := ticker(ctx, c.progress, func(el time.Duration) {
 		tp, hp, bp := pending()
@@ -347,9 +348,10 @@ func drive(ctx context.Context, t *terminal.Terminal, first time.Time, every tim
 			case <-time.After(d):
 			}
 		}
+		// One channel moves per record (each Pulse may fsync: CounterSync); Collect reads all 16.
 		pulses++
-		for ch := uint8(1); ch <= channelsPerRecord; ch++ {
-			_ = t.Pulse(ch, pulses%7+1) // a channel that is not commissioned is skipped
+		if err := t.Pulse(uint8(pulses%channelsPerRecord)+1, pulses%7+1); err != nil && !errors.Is(err, terminal.ErrUnknownChannel) {
+			return fmt.Errorf("pulse at %s: %w", t.ID(), err)
 		}
 		at := time.Now()
 		r, err := t.Collect()

@@ -24,6 +24,19 @@ type Config struct {
 	// Radio, if set, wraps the gateway's socket: tests put a lossy link simulator
 	// (mqttsn/radiosim) here.
 	Radio func(net.PacketConn) net.PacketConn
+
+	ControlAddr  string        // loopback address of the control API (meterlink hh); empty: none. `meterlink handheld` defaults to 127.0.0.1:8081
+	JobRetry     time.Duration // first wait before a job tries a terminal again; doubles up to JobRetryMax; default 5s
+	JobRetryMax  time.Duration // longest wait between a job's tries of a terminal; default 2m
+	AckWait      time.Duration // a command the terminal took but did not answer is sent again after this; default 30s
+	JobDeadline  time.Duration // default time a job keeps trying; default 1h, at most 7 days
+	QueryTimeout time.Duration // default deadline of a real-time query; default 5s
+
+	ClockDrift    time.Duration    // a terminal clock further off than this is flagged (ERC12); default 1m
+	SpikeFactor   float64          // a rate above this × the recent average is flagged (ERC29); default 3
+	ZeroReadings  int              // this many readings in a row without consumption are flagged (ERC30); default 3
+	LowBalanceFen int64            // a prepaid balance at or below this is flagged; default 2000 (20.00 元)
+	Now           func() time.Time // the handheld's clock; default time.Now
 }
 
 // DefaultConfig returns a handheld configuration with every default filled in.
@@ -37,6 +50,18 @@ func DefaultConfig() Config {
 		ResendAfter: 15 * time.Second,
 		Retry:       2 * time.Second,
 		RadioNode:   1,
+
+		JobRetry:     5 * time.Second,
+		JobRetryMax:  2 * time.Minute,
+		AckWait:      30 * time.Second,
+		JobDeadline:  time.Hour,
+		QueryTimeout: 5 * time.Second,
+
+		ClockDrift:    time.Minute,
+		SpikeFactor:   3,
+		ZeroReadings:  3,
+		LowBalanceFen: 2000,
+		Now:           time.Now,
 	}
 }
 
@@ -64,5 +89,47 @@ func (c Config) Validate() error {
 	if c.ResendAfter < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("resend-after %v is below 100ms", c.ResendAfter))
 	}
+	if c.ControlAddr != "" {
+		if err := checkLoopback(c.ControlAddr); err != nil {
+			errs = append(errs, fmt.Errorf("control %q: %w", c.ControlAddr, err))
+		}
+	}
+	if c.JobRetry < 10*time.Millisecond || c.JobRetryMax < c.JobRetry {
+		errs = append(errs, fmt.Errorf("job-retry %v, job-retry-max %v: want 10ms <= job-retry <= job-retry-max", c.JobRetry, c.JobRetryMax))
+	}
+	if c.AckWait < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("ack-wait %v is below 10ms", c.AckWait))
+	}
+	if c.JobDeadline < time.Second || c.JobDeadline > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("job-deadline %v: want 1s..168h", c.JobDeadline))
+	}
+	if c.QueryTimeout < 10*time.Millisecond || c.QueryTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("query-timeout %v: want 10ms..1m", c.QueryTimeout))
+	}
+	if c.ClockDrift < time.Second {
+		errs = append(errs, fmt.Errorf("clock-drift %v is below 1s", c.ClockDrift))
+	}
+	if c.SpikeFactor <= 1 {
+		errs = append(errs, fmt.Errorf("spike-factor %v: want above 1", c.SpikeFactor))
+	}
+	if c.ZeroReadings < 1 {
+		errs = append(errs, fmt.Errorf("zero-readings %d: want at least 1", c.ZeroReadings))
+	}
 	return errors.Join(errs...)
+}
+
+// checkLoopback accepts host:port on a loopback address only: the control API has no
+// authentication, so it must not be reachable from the network.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return errors.New("want a loopback address (127.0.0.1 or ::1): the control API has no authentication")
+	}
+	return nil
 }

@@ -1,11 +1,25 @@
 // Package handheld is the meter reader's handheld: it hosts the MQTT-SN gateway that the
 // terminals talk to, keeps every record it receives in a buntdb outbox, and reports the
 // records to ops through the PDA's local listener, deleting each only when ops has
-// acknowledged it end to end. It also sends commands to terminals and waits for their answers.
+// acknowledged it end to end. On top of that it is the reader's tool on site:
+//
+//   - groups: the terminals and meters of the reader's districts, from ops (or the lab), which
+//     the reader can narrow locally;
+//   - batch jobs on a group (set clock, set freeze time, set channel parameters, collect, read
+//     frozen records), tracked per terminal, retried with backoff for terminals asleep or out
+//     of range, resumed after a restart, their results queued for ops as job events;
+//   - the live view of a terminal's or a meter's channels;
+//   - real-time customer queries to ops with a deadline, and the cached answer with its age
+//     when offline;
+//   - on-site warnings (reverse running, spikes, zero consumption, clock drift, power loss, low
+//     prepaid balance) flagged as records and answers arrive;
+//   - a JSON control API on loopback for `meterlink hh` (control.go).
 //
 // Topics (package topic): on the radio it receives radio-readings, radio-frozen, radio-events
-// and radio-cmd-acks and sends radio-commands; on the PDA listener it publishes hh-records
-// and subscribes to hh-ack. Stores (buntdb): the outbox of records.
+// and radio-cmd-acks and sends radio-commands; on the PDA listener it publishes hh-records,
+// hh-query and hh-jobs and subscribes to hh-ack, hh-answer and hh-groups. Stores (buntdb, one
+// file): the outbox of records, groups, jobs, job events, cached answers, each meter's last
+// reading and the on-site warnings.
 package handheld
 
 import (
@@ -37,13 +51,21 @@ type Handheld struct {
 	serial net.PacketConn    // serial radio, if configured
 	gws    []*mqttsn.Gateway // one per transport, sharing the outbox
 	pda    *bus.Client
+	groups *groups
+	jobs   *jobs
+	events *jobEvents
+	warn   *warnings
+	ctl    *control // nil without Config.ControlAddr
 
 	kick chan struct{}
 
 	mu       sync.Mutex
 	inflight map[wire.RecordKey]time.Time // sent upstream, not yet acknowledged
 	waiters  map[string]chan wire.CommandAck
+	answers  map[string]chan wire.Answer
 	batchSeq uint64
+	querySeq uint64
+	liveSeq  uint64
 	stats    Stats
 
 	closeOnce sync.Once
@@ -58,8 +80,12 @@ type Stats struct {
 	Batches    int // batches sent upstream
 }
 
-// New opens the outbox and binds the gateway's UDP socket.
+// New opens the store, binds the gateway's UDP socket and the control API's listener, and
+// resumes the jobs a previous run left unfinished.
 func New(cfg Config, log *slog.Logger) (*Handheld, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,7 +105,15 @@ func New(cfg Config, log *slog.Logger) (*Handheld, error) {
 	h := &Handheld{
 		cfg: cfg, log: log, box: box, conn: conn, kick: make(chan struct{}, 1),
 		inflight: map[wire.RecordKey]time.Time{}, waiters: map[string]chan wire.CommandAck{},
+		answers:  map[string]chan wire.Answer{},
 		batchSeq: uint64(time.Now().UnixNano()),
+	}
+	h.groups = &groups{db: box.db}
+	h.warn = newWarnings(box.db, cfg)
+	h.events = newJobEvents(h, box.db)
+	if h.jobs, err = newJobs(h, box.db); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("resume jobs: %w", err)
 	}
 	conns := []net.PacketConn{conn}
 	if cfg.Serial != "" {
@@ -97,6 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Handheld, error) {
 			GatewayID:     1,
 			Predefined:    predefinedIDs,
 			OnPublish:     h.onRadio,
+			OnDelivered:   h.onDelivered,
 			RetryInterval: cfg.Retry,
 			Logger:        log.With("component", "mqttsn-gateway", "transport", c.LocalAddr().Network()),
 		})
@@ -115,7 +150,23 @@ func New(cfg Config, log *slog.Logger) (*Handheld, error) {
 		h.Close()
 		return nil, err
 	}
+	if cfg.ControlAddr != "" {
+		if h.ctl, err = newControl(h, cfg.ControlAddr); err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
 	return h, nil
+}
+
+func (h *Handheld) now() time.Time { return h.cfg.Now() }
+
+// ControlAddr returns the bound address of the control API, or "" without one.
+func (h *Handheld) ControlAddr() string {
+	if h.ctl == nil {
+		return ""
+	}
+	return h.ctl.addr()
 }
 
 // predefinedIDs gives each terminal its predefined topic ids (topic.RadioPredefined).
@@ -164,6 +215,7 @@ func (h *Handheld) onRadio(_ context.Context, clientID, t string, payload []byte
 			h.log.Warn("command ack dropped", "topic", t, "err", err)
 			return nil
 		}
+		h.noteAck(ack)
 		h.mu.Lock()
 		ch := h.waiters[ack.ID]
 		h.mu.Unlock()
@@ -172,6 +224,10 @@ func (h *Handheld) onRadio(_ context.Context, clientID, t string, payload []byte
 			case ch <- ack:
 			default:
 			}
+			return nil
+		}
+		if h.jobs.onAck(ack) {
+			h.jobs.wake()
 		}
 		return nil
 	case "rd", "fz", "ev":
@@ -188,6 +244,13 @@ func (h *Handheld) onRadio(_ context.Context, clientID, t string, payload []byte
 		if added {
 			h.count(func(s *Stats) { s.Received++ })
 			h.wake()
+			ws, err := h.warn.checkRecord(r)
+			if err != nil {
+				h.log.Warn("on-site checks failed", "record", r.Key().String(), "err", err)
+			}
+			for _, w := range ws {
+				h.log.Warn("on-site warning", "code", w.Code, "terminal_id", terminal, "meter", w.Meter, "detail", w.Detail)
+			}
 		} else {
 			h.count(func(s *Stats) { s.Duplicates++ })
 		}
@@ -201,6 +264,36 @@ func (h *Handheld) count(f func(*Stats)) {
 	h.mu.Lock()
 	f(&h.stats)
 	h.mu.Unlock()
+}
+
+// noteAck feeds the on-site clock check from command answers: a read_clock answer gives the
+// terminal's time now, a collect answer names the record just made.
+func (h *Handheld) noteAck(ack wire.CommandAck) {
+	if ack.Code != wire.AckOK || len(ack.Result) == 0 || ack.Result[0] != '{' {
+		return
+	}
+	var r struct {
+		Seq    *uint64 `json:"seq"`
+		TimeMS *int64  `json:"ts_ms"`
+	}
+	if json.Unmarshal(ack.Result, &r) != nil {
+		return
+	}
+	switch {
+	case r.Seq != nil:
+		h.warn.noteCollect(ack.Terminal, *r.Seq, h.now())
+	case r.TimeMS != nil:
+		if err := h.warn.checkClock(ack.Terminal, *r.TimeMS); err != nil {
+			h.log.Warn("clock check not kept", "terminal_id", ack.Terminal, "err", err)
+		}
+	}
+}
+
+// onDelivered learns the radio's outcome of each command sent to a terminal.
+func (h *Handheld) onDelivered(d mqttsn.Delivery) {
+	if _, kind, err := topic.ParseRadio(d.Topic); err == nil && kind == "cmd" {
+		h.jobs.onDelivered(d)
+	}
 }
 
 // SendCommand sends a command to a terminal and waits for its acknowledgement or ctx.
@@ -259,7 +352,7 @@ func (h *Handheld) Clients() []mqttsn.ClientInfo {
 func (h *Handheld) Run(ctx context.Context) error {
 	defer h.Close()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(h.gws))
+	errc := make(chan error, len(h.gws)+1)
 	for _, gw := range h.gws {
 		wg.Add(1)
 		go func() {
@@ -269,11 +362,24 @@ func (h *Handheld) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		h.uplink(ctx)
 	}()
+	go func() {
+		defer wg.Done()
+		h.jobs.run(ctx)
+	}()
+	if h.ctl != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.ctl.run(ctx); err != nil {
+				errc <- fmt.Errorf("control API: %w", err)
+			}
+		}()
+	}
 	wg.Wait()
 	select {
 	case err := <-errc:
@@ -288,8 +394,13 @@ func (h *Handheld) Run(ctx context.Context) error {
 func (h *Handheld) uplink(ctx context.Context) {
 	// Registered before connecting: acknowledgements queued in our session while we were
 	// away find their handler at once.
-	if err := h.pda.Subscribe(ctx, topic.HHAck(h.cfg.ID), 1, h.onAck); err != nil {
-		h.log.Error("subscribe to acknowledgements failed", "err", err)
+	for _, s := range []struct {
+		topic string
+		h     bus.Handler
+	}{{topic.HHAck(h.cfg.ID), h.onAck}, {topic.HHAnswer(h.cfg.ID), h.onAnswer}, {topic.HHGroups(h.cfg.ID), h.onGroups}} {
+		if err := h.pda.Subscribe(ctx, s.topic, 1, s.h); err != nil {
+			h.log.Error("subscribe failed", "topic", s.topic, "err", err)
+		}
 	}
 	backoff := 200 * time.Millisecond
 	for {
@@ -325,6 +436,8 @@ func (h *Handheld) uplink(ctx context.Context) {
 		case <-resend.C:
 		}
 		for h.sendBatch(ctx) {
+		}
+		for h.events.send(ctx) {
 		}
 	}
 }
@@ -379,6 +492,14 @@ func (h *Handheld) onAck(_ context.Context, m bus.Message) error {
 		h.log.Warn("acknowledgement dropped", "topic", m.Topic, "err", err)
 		return nil
 	}
+	if ok, err := h.events.onAck(ack.ID); ok {
+		if err != nil {
+			return fmt.Errorf("remove acknowledged job events: %w", err)
+		}
+		if len(ack.Records) == 0 {
+			return nil
+		}
+	}
 	keys := ack.Records
 	for _, rj := range ack.Rejected {
 		h.log.Warn("ops rejected a record", "record", rj.Key.String(), "reason", rj.Reason)
@@ -404,6 +525,9 @@ func (h *Handheld) Close() error {
 	h.closeOnce.Do(func() {
 		if h.pda != nil {
 			h.pda.Close()
+		}
+		if h.ctl != nil {
+			h.ctl.close()
 		}
 		err = errors.Join(h.conn.Close(), h.box.close())
 		if h.serial != nil {

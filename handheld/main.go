@@ -12,8 +12,8 @@ import (
 	"github.com/meterlink/meterlink/cmdline"
 )
 
-// Main runs `meterlink handheld`: the MQTT-SN gateway for terminals and the upload of their
-// records to ops through the PDA.
+// Main runs `meterlink handheld`: the MQTT-SN gateway for terminals, the upload of their
+// records to ops through the PDA, and the control API that `meterlink hh` talks to.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := DefaultConfig()
 	fs := cmdline.NewFlagSet("handheld", "Runs the handheld: the MQTT-SN gateway the terminals talk to, and the outbox that\n"+
@@ -31,6 +31,13 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.IntVar(&cfg.BatchMax, "batch-max", cfg.BatchMax, "records per upstream batch (1..500)")
 	fs.DurationVar(&cfg.BatchWait, "batch-wait", cfg.BatchWait, "how long a record waits for others to share its batch")
 	fs.DurationVar(&cfg.ResendAfter, "resend-after", cfg.ResendAfter, "resend a batch ops has not acknowledged after this")
+	cfg.ControlAddr = "127.0.0.1:8081"
+	fs.StringVar(&cfg.ControlAddr, "control", cfg.ControlAddr, "loopback address of the control API for `meterlink hh` (empty: off)")
+	fs.DurationVar(&cfg.JobRetry, "job-retry", cfg.JobRetry, "first wait before a job tries a silent terminal again (doubles each try)")
+	fs.DurationVar(&cfg.JobRetryMax, "job-retry-max", cfg.JobRetryMax, "longest wait between a job's tries of a terminal")
+	fs.DurationVar(&cfg.JobDeadline, "job-deadline", cfg.JobDeadline, "default time a batch job keeps trying")
+	fs.DurationVar(&cfg.QueryTimeout, "query-timeout", cfg.QueryTimeout, "default deadline of a real-time query to ops")
+	fs.DurationVar(&cfg.ClockDrift, "clock-drift", cfg.ClockDrift, "flag a terminal clock further off than this")
 	lc.AddFlags(fs)
 	if err := cmdline.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,6 +63,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	log.Info("handheld running", "mqttsn_udp", h.GatewayAddr().String(), "pda_url", cfg.PDAURL, "outbox", h.Pending())
+	log.Info("handheld running", "mqttsn_udp", h.GatewayAddr().String(), "pda_url", cfg.PDAURL, "outbox", h.Pending(), "control", h.ControlAddr())
+	if c := h.ControlAddr(); c != "" {
+		fmt.Fprintf(stdout, "handheld %s: control API on http://%s (meterlink hh --handheld %s)\n", cfg.ID, c, c)
+	}
 	return h.Run(ctx)
 }

@@ -1,16 +1,37 @@
 package lab
 
 import (
-	"time"
-
 	"github.com/meterlink/meterlink/demo"
 	"github.com/meterlink/meterlink/ops"
 	"github.com/meterlink/meterlink/wire"
 )
 
+// handheldGroups turns the demo districts into the handheld's groups: one per district, with
+// the terminals the lab runs (at most n) and their meters and accounts.
+func handheldGroups(ds []demo.District, n int) []wire.Group {
+	var out []wire.Group
+	for _, d := range ds {
+		g := wire.Group{Name: d.ID, Kind: wire.GroupKindDistrict, Title: d.Name}
+		for _, t := range d.Terminals {
+			if n == 0 {
+				break
+			}
+			n--
+			gt := wire.GroupTerminal{ID: wire.TerminalID(t.ID), District: wire.DistrictID(d.ID)}
+			for _, c := range t.Channels {
+				gt.Meters = append(gt.Meters, wire.GroupMeter{Channel: c.Channel, Meter: wire.MeterID(c.Meter), Account: "A" + c.Meter})
+			}
+			g.Terminals = append(g.Terminals, gt)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
 // opsDataset turns the demo districts into ops' provisioning: districts, terminals with their
-// channel maps, meters, one customer account per meter, and the lab's PDA with its SID.
-func opsDataset(ds []demo.District, pda string, sid []byte) ops.Dataset {
+// channel maps, meters and one customer account per meter. The lab's PDA is provisioned apart
+// ([ops.Ops.EnsurePDA]), once, so that a restart does not reset its rotated SIDs.
+func opsDataset(ds []demo.District) ops.Dataset {
 	var out ops.Dataset
 	for _, d := range ds {
 		out.Districts = append(out.Districts, ops.District{ID: wire.DistrictID(d.ID), Name: d.Name})
@@ -44,6 +65,5 @@ func opsDataset(ds []demo.District, pda string, sid []byte) ops.Dataset {
 		m.Account = ops.AccountID(cu.Account)
 		out.Meters = append(out.Meters, m)
 	}
-	out.PDAs = []ops.PDA{{ID: wire.PDAID(pda), SID: sid, State: ops.PDAEnrolled, CreatedMS: time.Now().UnixMilli()}}
 	return out
 }

@@ -6,6 +6,7 @@ package lab
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +21,8 @@ import (
 	"github.com/meterlink/meterlink/broker"
 	"github.com/meterlink/meterlink/demo"
 	"github.com/meterlink/meterlink/handheld"
-	"github.com/meterlink/meterlink/idcheck"
 	"github.com/meterlink/meterlink/metersim"
+	"github.com/meterlink/meterlink/noisehs"
 	"github.com/meterlink/meterlink/ops"
 	pdabridge "github.com/meterlink/meterlink/pda-bridge"
 	"github.com/meterlink/meterlink/terminal"
@@ -48,6 +49,7 @@ type Config struct {
 	HTTPAddr    string        // ops API and dashboard; default 127.0.0.1:8080
 	PDAAddr     string        // the PDA's local listener for handhelds; default 127.0.0.1:1884
 	MQTTSNAddr  string        // the handheld's MQTT-SN gateway, UDP; default 127.0.0.1:1885
+	HHAddr      string        // the handheld's control API for `meterlink hh`; default 127.0.0.1:8081, empty: off
 	DataDir     string        // every part's store lives here; default ./meterlink-data
 	Terminals   int           // simulated terminals; default 8
 	Districts   int           // districts they are spread over; default 2
@@ -67,7 +69,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MQTTAddr: "127.0.0.1:1883", WSAddr: "127.0.0.1:8083", HTTPAddr: "127.0.0.1:8080",
-		PDAAddr: "127.0.0.1:1884", MQTTSNAddr: "127.0.0.1:1885", DataDir: "./meterlink-data",
+		PDAAddr: "127.0.0.1:1884", MQTTSNAddr: "127.0.0.1:1885", HHAddr: "127.0.0.1:8081", DataDir: "./meterlink-data",
 		Terminals: 8, Districts: 2, Interval: 5 * time.Second, Speed: 60,
 		Parts: AllParts, HandheldID: "H01", PDAID: "P01", ResendAfter: 15 * time.Second,
 	}
@@ -133,9 +135,17 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 		return nil, err
 	}
 	sec.overrideFrom(getenv)
-	sid, err := idcheck.ParseSID(sec.SID)
+	sid, err := hex.DecodeString(sec.SID)
+	if err != nil || len(sid) != 32 {
+		return nil, errors.New("the lab's PDA SID₀: want 64 hex digits")
+	}
+	opsPriv, err := hex.DecodeString(sec.OpsKey)
+	if err != nil || len(opsPriv) != 32 {
+		return nil, errors.New("the lab's ops key: want 64 hex digits")
+	}
+	opsKP, err := noisehs.KeypairFromPrivate([32]byte(opsPriv))
 	if err != nil {
-		return nil, fmt.Errorf("the lab's PDA SID: %w", err)
+		return nil, fmt.Errorf("the lab's ops key: %w", err)
 	}
 	l := &Lab{cfg: cfg, log: log, secrets: sec,
 		districts: demo.Dataset(cfg.Districts, (cfg.Terminals+cfg.Districts-1)/cfg.Districts)}
@@ -150,13 +160,9 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 		bc := broker.DefaultConfig()
 		bc.TCPAddr, bc.WSAddr, bc.StorePath, bc.AllowViewers = cfg.MQTTAddr, cfg.WSAddr, data("broker.db"), true
 		bc.Accounts = []broker.Account{{Username: "ops", Password: []byte(sec.OpsPassword), Role: topic.RoleOps}}
-		if cfg.runs(PartOps) {
-			bc.Lookup = l.pdaAccount // ops, started next, knows the PDAs
-		} else {
-			// Without ops in this process the broker knows the one demo PDA from the secrets.
-			pw, _ := idcheck.BrokerPassword(sid, cfg.PDAID)
-			bc.Accounts = append(bc.Accounts, broker.Account{Username: cfg.PDAID, Password: []byte(pw), Role: topic.RolePDA, ID: cfg.PDAID})
-		}
+		// The broker learns a PDA's password verifiers from ops (security.md §11); without ops
+		// in this process it knows no PDA: they rotate with every handshake, which only ops sees.
+		bc.Lookup = l.pdaAccount
 		if l.Broker, err = broker.New(bc, log.With("part", "broker")); err != nil {
 			return nil, err
 		}
@@ -169,21 +175,37 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 	if cfg.runs(PartOps) {
 		oc := ops.DefaultConfig()
 		oc.BrokerURL, oc.ClientID, oc.Password = "tcp://"+cfg.MQTTAddr, "ops-lab", sec.OpsPassword
-		oc.HTTPAddr, oc.DataDir = cfg.HTTPAddr, cfg.DataDir
+		oc.HTTPAddr, oc.DataDir, oc.OpsKey = cfg.HTTPAddr, cfg.DataDir, opsPriv
+		// The lab's PDA restarts often (tests stop it with handshakes in flight): a larger
+		// HS_INIT burst than security.md §9's 5 keeps it from waiting for the 1/min refill.
+		oc.HandshakeBurst = 30
 		if l.Ops, err = ops.New(oc, log.With("part", "ops")); err != nil {
 			return nil, err
 		}
 		l.closers = append(l.closers, l.Ops.Close)
 		cfg.HTTPAddr = l.Ops.HTTPAddr()
-		if err = l.Ops.Provision(ctx, opsDataset(l.districts, cfg.PDAID, sid)); err != nil {
+		if err = l.Ops.Provision(ctx, opsDataset(l.districts)); err != nil {
 			return nil, fmt.Errorf("seed the demo dataset: %w", err)
+		}
+		// SID₀ is provisioned once: a restarted lab keeps the rotated SIDs.
+		if _, err = l.Ops.EnsurePDA(cfg.PDAID, sid); err != nil {
+			return nil, fmt.Errorf("provision the lab's pda: %w", err)
+		}
+		if l.Broker != nil {
+			b := l.Broker
+			l.Ops.SetDisconnect(func(pda string) { b.Disconnect(pda) })
 		}
 	}
 	if cfg.runs(PartPDA) {
 		if l.Listener, l.Bridge, err = startPDA(pdaSetup{
-			ID: cfg.PDAID, SID: sid, Listen: cfg.PDAAddr, UpstreamURL: "tcp://" + cfg.MQTTAddr,
+			ID: cfg.PDAID, SID: sid, OpsPublic: opsKP.Public, Listen: cfg.PDAAddr, UpstreamURL: "tcp://" + cfg.MQTTAddr,
 			Handhelds: []string{cfg.HandheldID}, HandheldKey: sec.HandheldKey, BridgeKey: sec.BridgeKey,
 			DataDir: cfg.DataDir, ResendAfter: cfg.ResendAfter,
+			// Quick recovery for the lab: a stall is 4 resend periods (at most security.md's
+			// 30 s), handshake retries start at half a resend period (at most 5 s), up to 10×.
+			StallAfter:        max(cfg.ResendAfter, min(30*time.Second, 4*cfg.ResendAfter)),
+			HandshakeRetry:    min(5*time.Second, cfg.ResendAfter/2),
+			HandshakeRetryMax: 10 * min(5*time.Second, cfg.ResendAfter/2),
 		}, log); err != nil {
 			return nil, err
 		}
@@ -195,6 +217,7 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 		hc.ID, hc.MQTTSNAddr, hc.PDAURL, hc.Key = cfg.HandheldID, cfg.MQTTSNAddr, "tcp://"+cfg.PDAAddr, sec.HandheldKey
 		hc.StorePath, hc.ResendAfter = data("handheld-"+cfg.HandheldID+".db"), cfg.ResendAfter
 		hc.Radio = cfg.Radio
+		hc.ControlAddr = cfg.HHAddr
 		if cfg.Retry > 0 {
 			hc.Retry = cfg.Retry
 		}
@@ -203,6 +226,10 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 		}
 		l.closers = append(l.closers, l.Handheld.Close)
 		cfg.MQTTSNAddr = l.Handheld.GatewayAddr().String()
+		cfg.HHAddr = l.Handheld.ControlAddr()
+		if err = l.Handheld.SetGroups(handheldGroups(l.districts, cfg.Terminals)); err != nil {
+			return nil, fmt.Errorf("seed the handheld's groups: %w", err)
+		}
 	}
 	if cfg.runs(PartTerminals) {
 		for _, d := range l.districts {
@@ -236,21 +263,18 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 	return l, nil
 }
 
-// pdaAccount gives the broker a PDA's account from ops' provisioning: the password derives
-// from the PDA's SID, so a revoked or unknown PDA cannot connect.
+// pdaAccount gives the broker a PDA's account from ops: the verifiers of the passwords of its
+// current and pending SIDs (security.md §11), so a revoked, locked or unknown PDA cannot connect
+// and rotation never locks one out.
 func (l *Lab) pdaAccount(username string) (broker.Account, bool) {
 	if l.Ops == nil {
 		return broker.Account{}, false
 	}
-	sid, ok := l.Ops.LookupPDA(username)
+	cur, more, ok := l.Ops.PDAVerifiers(username)
 	if !ok {
 		return broker.Account{}, false
 	}
-	pw, err := idcheck.BrokerPassword(sid, username)
-	if err != nil {
-		return broker.Account{}, false
-	}
-	return broker.Account{Username: username, Password: []byte(pw), Role: topic.RolePDA, ID: username}, true
+	return broker.Account{Username: username, PasswordSHA256: cur, MoreSHA256: more, Role: topic.RolePDA, ID: username}, true
 }
 
 // Config returns the configuration with the bound addresses filled in.

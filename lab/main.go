@@ -28,6 +28,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "ops HTTP API and dashboard")
 	fs.StringVar(&cfg.PDAAddr, "pda", cfg.PDAAddr, "the PDA bridge's local listener for handhelds")
 	fs.StringVar(&cfg.MQTTSNAddr, "mqttsn", cfg.MQTTSNAddr, "the handheld's MQTT-SN gateway (UDP)")
+	fs.StringVar(&cfg.HHAddr, "hh", cfg.HHAddr, "the handheld's control API for `meterlink hh` (loopback; empty: off)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for every part's store")
 	fs.IntVar(&cfg.Terminals, "terminals", cfg.Terminals, "simulated terminals (16 channels each)")
 	fs.IntVar(&cfg.Districts, "districts", cfg.Districts, "transformer districts the terminals are spread over")
@@ -77,6 +78,9 @@ func printWelcome(w io.Writer, c Config) {
 	}
 	if c.runs(PartHandheld) {
 		row("MQTT-SN gateway", "udp://"+c.MQTTSNAddr)
+		if c.HHAddr != "" {
+			row("handheld control", "http://"+c.HHAddr+"  (meterlink hh --handheld "+c.HHAddr+" terminals)")
+		}
 	}
 	if c.runs(PartTerminals) {
 		row("terminals", fmt.Sprintf("%d in %d districts, collecting every %v", c.Terminals, c.Districts, c.Interval))

@@ -19,14 +19,20 @@ import (
 // pdaSetup is what it takes to start a PDA: its local listener for handhelds and its bridge.
 type pdaSetup struct {
 	ID          string
-	SID         []byte
-	Listen      string // local listener address
+	SID         []byte   // SID₀, used on the PDA's first start only
+	OpsPublic   [32]byte // S_ops public key the PDA pins
+	Listen      string   // local listener address
 	UpstreamURL string
 	Handhelds   []string
 	HandheldKey string // the bound handhelds' password on the listener
 	BridgeKey   string // the bridge's own password on the listener
 	DataDir     string
 	ResendAfter time.Duration
+	// StallAfter and HandshakeRetry(Max), if set, replace security.md's 30 s, 5 s and 5 min:
+	// the lab's tests restart parts with uplink in flight and want the link back in seconds.
+	StallAfter        time.Duration
+	HandshakeRetry    time.Duration
+	HandshakeRetryMax time.Duration
 }
 
 // startPDA builds the PDA's local listener (a broker with one account per bound handheld and
@@ -44,11 +50,18 @@ func startPDA(s pdaSetup, log *slog.Logger) (*broker.Broker, *pdabridge.Bridge, 
 		return nil, nil, fmt.Errorf("pda local listener: %w", err)
 	}
 	pc := pdabridge.DefaultConfig()
-	pc.ID, pc.SID, pc.UpstreamURL, pc.LocalURL = s.ID, s.SID, s.UpstreamURL, "tcp://"+ln.Addr()
+	pc.ID, pc.SID, pc.OpsPublicKey, pc.UpstreamURL, pc.LocalURL = s.ID, s.SID, s.OpsPublic, s.UpstreamURL, "tcp://"+ln.Addr()
 	pc.LocalPassword, pc.Handhelds = s.BridgeKey, s.Handhelds
 	pc.StorePath = filepath.Join(s.DataDir, "pda-"+s.ID+".db")
 	if s.ResendAfter > 0 {
 		pc.ResendAfter = s.ResendAfter
+	}
+	for _, d := range []struct{ to, from *time.Duration }{
+		{&pc.StallAfter, &s.StallAfter}, {&pc.HandshakeRetry, &s.HandshakeRetry}, {&pc.HandshakeRetryMax, &s.HandshakeRetryMax},
+	} {
+		if *d.from > 0 {
+			*d.to = *d.from
+		}
 	}
 	br, err := pdabridge.New(pc, log.With("part", "pda-bridge"))
 	if err != nil {
@@ -78,8 +91,9 @@ func PDABridgeMain(ctx context.Context, args []string, getenv func(string) strin
 		return errors.New("METERLINK_HANDHELD_KEY is not set: the bound handhelds need a password on the local listener")
 	}
 	ln, br, err := startPDA(pdaSetup{
-		ID: f.ID, SID: f.SID, Listen: f.Listen, UpstreamURL: f.UpstreamURL, Handhelds: f.Handhelds,
+		ID: f.ID, SID: f.SID, OpsPublic: f.OpsPublicKey, Listen: f.Listen, UpstreamURL: f.UpstreamURL, Handhelds: f.Handhelds,
 		HandheldKey: hhKey, BridgeKey: bridgeKey, DataDir: f.DataDir, ResendAfter: f.ResendAfter,
+		StallAfter: f.StallAfter,
 	}, log)
 	if err != nil {
 		return err

@@ -1,5 +1,8 @@
 // Package metersim simulates the meters behind a terminal: pulse-output meters that follow
-// a household load profile and emit pulses at their impulse constant's rate.
+// a household load profile and emit pulses at their impulse constant's rate, and Modbus
+// meters (SDM120/630, DDSU666, DTSU666, DDS238-2 register maps from package regmap) served
+// over Modbus TCP or RTU. `meterlink meter-sim` runs them, with a DL/T 645-2007 meter
+// (package dlt645) on a serial device.
 package metersim
 
 import (

@@ -54,8 +54,10 @@ type Record struct {
 
 // PadLen returns the padded plaintext length for a record of n bytes
 // (kind to end of body): the next power of two from 64 to 16 KiB, then the
-// next multiple of 16 KiB, never beyond the frame limit. Buckets hide the
-// exact size of readings and commands from the broker.
+// next multiple of 16 KiB, never beyond [PadCeiling] (a record already longer
+// is not padded). Buckets hide the exact size of readings and commands from
+// the broker; the ceiling keeps padding from pushing a frame, its topic and
+// the MQTT header past the broker's 64 KiB packet limit.
 func PadLen(n int) int {
 	p := minBucket
 	for p < n && p < bigBucket {
@@ -64,8 +66,12 @@ func PadLen(n int) int {
 	if n > p {
 		p = (n + bigBucket - 1) / bigBucket * bigBucket
 	}
-	return min(max(p, n), maxPlaintext)
+	return max(min(p, PadCeiling), n)
 }
+
+// PadCeiling is the largest plaintext that padding produces: 64 KiB less
+// 1 KiB for the DATA header, tag, topic and MQTT header.
+const PadCeiling = 63 << 10
 
 // appendRecord appends r's plaintext, zero-padded to PadLen when pad is set.
 func appendRecord(b []byte, r Record, pad bool) ([]byte, error) {

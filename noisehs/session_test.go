@@ -51,7 +51,8 @@ func TestSessionSealOpen(t *testing.T) {
 func TestPadLen(t *testing.T) {
 	tests := []struct{ n, want int }{
 		{0, 64}, {20, 64}, {64, 64}, {65, 128}, {300, 512}, {16384, 16384},
-		{16385, 32768}, {40000, 49152}, {maxPlaintext, maxPlaintext}, {maxPlaintext - 10, maxPlaintext},
+		{16385, 32768}, {40000, 49152}, {50000, PadCeiling}, {PadCeiling + 1, PadCeiling + 1},
+		{maxPlaintext, maxPlaintext}, {maxPlaintext - 10, maxPlaintext - 10},
 	}
 	for _, tt := range tests {
 		if got := PadLen(tt.n); got != tt.want {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/meterlink/meterlink/ops/internal/billing"
 	"github.com/meterlink/meterlink/topic"
 )
 
@@ -31,6 +32,10 @@ type Config struct {
 	DataDir    string        // directory of the store file ops.db; default ./meterlink-data; MemoryDataDir for none
 	Retention  time.Duration // records older than this are deleted and no longer stored; default 400 days, 0 keeps all
 	PruneEvery time.Duration // how often retention runs; default 1h, minimum 1s
+
+	TierYearStart  string        // first day of the tier year (阶梯年度), MM-DD; default 01-01
+	LowBalanceFen  int64         // prepaid balance alarm 1, fen; default 2000 (20 元); alarm 2 is 500
+	ClockTolerance time.Duration // a record stamped further ahead of ops' clock raises clock_drift; default 5m
 	// OpsKey is S_ops' X25519 private key, 32 bytes (secret, from OpsKeyEnv as hex); empty:
 	// generated once and kept in the store. PDAs pin its public key (security.md §3).
 	OpsKey []byte
@@ -57,6 +62,10 @@ func DefaultConfig() Config {
 		DataDir:    "./meterlink-data",
 		Retention:  400 * 24 * time.Hour,
 		PruneEvery: time.Hour,
+
+		TierYearStart:  "01-01",
+		LowBalanceFen:  2000,
+		ClockTolerance: 5 * time.Minute,
 	}
 }
 
@@ -69,6 +78,9 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP API listen address host:port")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of ops' store (ops.db), or "+MemoryDataDir)
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "keep records this long (0 keeps all)")
+	fs.StringVar(&c.TierYearStart, "tier-year-start", c.TierYearStart, "first day of the tier year for tiered tariffs, MM-DD")
+	fs.Int64Var(&c.LowBalanceFen, "low-balance-fen", c.LowBalanceFen, "prepaid low-balance alarm, fen")
+	fs.DurationVar(&c.ClockTolerance, "clock-tolerance", c.ClockTolerance, "records stamped further ahead of ops' clock raise clock_drift")
 }
 
 // Validate reports every bad value, naming its flag.
@@ -98,6 +110,17 @@ func (c Config) Validate() error {
 	}
 	if n := len(c.OpsKey); n != 0 && n != 32 {
 		errs = append(errs, fmt.Errorf("%s: want 64 hex digits, got %d bytes", OpsKeyEnv, n))
+	}
+	if c.TierYearStart != "" {
+		if _, err := billing.ParseMonthDay(c.TierYearStart); err != nil {
+			errs = append(errs, fmt.Errorf("tier-year-start %w", err))
+		}
+	}
+	if c.LowBalanceFen < 0 {
+		errs = append(errs, fmt.Errorf("low-balance-fen %d: must not be negative", c.LowBalanceFen))
+	}
+	if c.ClockTolerance < 0 {
+		errs = append(errs, fmt.Errorf("clock-tolerance %v: must not be negative", c.ClockTolerance))
 	}
 	if c.PruneEvery < time.Second {
 		errs = append(errs, fmt.Errorf("prune interval %v: must be at least 1s", c.PruneEvery))

@@ -2,15 +2,16 @@ package ops
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
+	"github.com/meterlink/meterlink/noisehs"
 	"github.com/meterlink/meterlink/topic"
 	"github.com/meterlink/meterlink/wire"
 )
 
-// FuzzHandleUp feeds HandleUp arbitrary uplink payloads, and arbitrary batch bodies sealed
-// with a valid identifier tag so that the fuzzer gets past the tag to the batch decoding.
+// FuzzHandleUp feeds HandleUp arbitrary uplink and handshake frames (security.md T19), and
+// arbitrary batch bodies sealed in a valid SECLINK/1 session so that the fuzzer gets past the
+// record layer to the batch decoding.
 // HandleUp must never panic, never fail (the store is healthy, so everything is either
 // applied or dropped) and never store a reading that is not valid.
 func FuzzHandleUp(f *testing.F) {
@@ -23,14 +24,19 @@ func FuzzHandleUp(f *testing.F) {
 	if err := o.Provision(context.Background(), testDataset()); err != nil {
 		f.Fatal(err)
 	}
+	pda := connected(f, o, "P01", sidP01)
 	f.Fuzz(func(t *testing.T, payload, body []byte) {
 		ctx := context.Background()
 		if err := o.HandleUp(ctx, topic.PDAUp("P01"), payload); err != nil {
 			t.Fatalf("HandleUp(payload) = %v", err)
 		}
-		if json.Valid(body) { // an envelope can only carry a JSON body
-			tp, sealedPayload := sealed(t, "P01", sidP01, batchID(body), body)
-			if err := o.HandleUp(ctx, tp, sealedPayload); err != nil {
+		if err := o.HandleUp(ctx, topic.PDAHandshakeUp("P01"), payload); err != nil {
+			t.Fatalf("HandleUp(hs payload) = %v", err)
+		}
+		var id [16]byte
+		copy(id[:], body)
+		if tp, sealed, err := pda.sealRaw(noisehs.KindBatch, id, body); err == nil {
+			if err := o.HandleUp(ctx, tp, sealed); err != nil {
 				t.Fatalf("HandleUp(sealed body) = %v", err)
 			}
 		}
@@ -42,16 +48,4 @@ func FuzzHandleUp(f *testing.F) {
 			}
 		}
 	})
-}
-
-// batchID finds the "id" a body claims, so the envelope's id can match it; bodies that
-// do not decode get a fixed id and are dropped anyway.
-func batchID(body []byte) string {
-	var b struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil {
-		return "x"
-	}
-	return b.ID
 }

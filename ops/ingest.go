@@ -188,6 +188,7 @@ func (o *Ops) handleBatch(ctx context.Context, t, pdaID string, rec noisehs.Reco
 		return fmt.Errorf("batch %s from pda %s: %w", b.ID, pdaID, err)
 	}
 	o.count(a)
+	o.afterStore(ctx, a)
 	if len(a.Rejected) > 0 {
 		o.log.Warn("records rejected", "topic", t, "batch", b.ID, "rejected", len(a.Rejected),
 			"first_key", a.Rejected[0].Key.String(), "reason", a.Rejected[0].Reason)

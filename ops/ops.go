@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,9 +18,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meterlink/meterlink/ops/internal/api"
+	"github.com/meterlink/meterlink/ops/internal/billing"
 	"github.com/meterlink/meterlink/ops/internal/metrics"
+	"github.com/meterlink/meterlink/ops/internal/query"
 	"github.com/meterlink/meterlink/ops/internal/seclink"
 	"github.com/meterlink/meterlink/ops/internal/store"
+	"github.com/meterlink/meterlink/ops/internal/vee"
+	"github.com/meterlink/meterlink/topic"
 	"github.com/meterlink/meterlink/wire"
 )
 
@@ -78,7 +83,14 @@ type Ops struct {
 	api     *api.API
 	metrics *metrics.Registry
 	now     func() time.Time
-	sec     *seclink.Link // the SECLINK/1 endpoint (seclink.go)
+
+	// The business side (newBusiness, afterStore): it works in store transactions, so it
+	// holds the buntdb store itself rather than the storage interface.
+	db     *store.DB
+	ledger *billing.Ledger
+	vee    *vee.Validator
+	query  *query.Responder
+	sec    *seclink.Link // the SECLINK/1 endpoint (seclink.go)
 
 	out       chan outMsg // ingest's publications, drained by Run's publisher
 	connected atomic.Bool
@@ -123,7 +135,13 @@ func New(cfg Config, log *slog.Logger) (*Ops, error) {
 		out: make(chan outMsg, outQueue), reconnect: make(chan struct{}, 1),
 	}
 	o.declareMetrics()
+	o.metrics.Counter(metricAlerts, "Alerts raised by validation and prepaid charging, by code and severity.", true)
 	if o.sec, err = newLink(cfg, st, func() time.Time { return o.now() }, o); err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	if err := o.newBusiness(cfg, st); err != nil {
 		ln.Close()
 		st.Close()
 		return nil, err
@@ -132,6 +150,7 @@ func New(cfg Config, log *slog.Logger) (*Ops, error) {
 		Store: st, Metrics: o.metrics, Logger: log, Now: func() time.Time { return o.now() }, Rand: rand.Reader,
 		Health: func() api.Health { return api.Health{Status: "ok", BrokerConnected: o.connected.Load()} },
 		PDAs:   o,
+		Biz:    o.business(),
 	})
 	log.Info("ops ready", "config", cfg, "http_addr", ln.Addr().String(), "store", path)
 	return o, nil
@@ -254,3 +273,119 @@ func (o *Ops) Close() error {
 	})
 	return o.closeErr
 }
+
+// newBusiness builds billing, validation and the query responder from the configuration.
+func (o *Ops) newBusiness(cfg Config, db *store.DB) error {
+	bc := billing.Config{Alarm1Fen: cfg.LowBalanceFen}
+	if cfg.TierYearStart != "" {
+		md, err := billing.ParseMonthDay(cfg.TierYearStart)
+		if err != nil {
+			return fmt.Errorf("tier-year-start %w", err)
+		}
+		bc.TierYearStart = md
+	}
+	if bc.Alarm1Fen > 0 && bc.Alarm1Fen < billing.DefaultConfig().Alarm2Fen {
+		bc.Alarm2Fen = bc.Alarm1Fen
+	}
+	l, err := billing.New(bc, billing.DefaultCatalog())
+	if err != nil {
+		return fmt.Errorf("billing: %w", err)
+	}
+	v, err := vee.New(vee.Config{ClockTolerance: cfg.ClockTolerance})
+	if err != nil {
+		return fmt.Errorf("validation: %w", err)
+	}
+	o.db, o.ledger, o.vee = db, l, v
+	o.query = query.New(db, l, v, func() time.Time { return o.now() })
+	return nil
+}
+
+func (o *Ops) business() *api.Business {
+	return &api.Business{DB: o.db, Ledger: o.ledger, VEE: o.vee, Answer: o.AnswerQuery,
+		OnAlerts: func(_ context.Context, as []store.Alert) { o.publishAlerts(as) }}
+}
+
+// Alert is a finding of validation or of prepaid charging, as stored and as published on
+// topic.OpsAlerts(district).
+type Alert = store.Alert
+
+// AnswerQuery answers a handheld's on-site query (owner, payment method, balance, this
+// month's consumption, warnings) within the query's deadline and ctx. Errors are in the
+// answer's Error field: "invalid", "not_found", "deadline", "internal".
+func (o *Ops) AnswerQuery(ctx context.Context, q wire.Query) wire.Answer {
+	a := o.query.Answer(ctx, q)
+	if a.Error == query.ErrInternal {
+		o.log.Error("query failed", "query", q.ID, "handheld", q.Handheld)
+	}
+	return a
+}
+
+// afterStore runs after a batch's records are stored: it validates them (VEE), charges
+// prepaid accounts for the new readings, stores the alerts, all in one transaction, and
+// queues the new alerts for topic.OpsAlerts. Its state is keyed so that running it twice
+// on the same records changes nothing; a failure is logged (the records are stored and
+// acknowledged, and the next reading of a meter charges from its last charged one).
+func (o *Ops) afterStore(ctx context.Context, a store.Applied) {
+	if len(a.Stored) == 0 {
+		return
+	}
+	nowMS := o.now().UnixMilli()
+	var alerts []store.Alert
+	err := o.db.Update(func(tx *store.Tx) error {
+		var err error
+		if alerts, err = o.vee.Records(tx, a.Stored, nowMS); err != nil {
+			return err
+		}
+		var rs []store.Reading
+		for _, h := range a.Stored {
+			rs = append(rs, h.Readings()...)
+		}
+		bal, err := o.ledger.Charge(tx, rs, nowMS)
+		if err != nil {
+			return err
+		}
+		for _, al := range bal {
+			ok, err := tx.AddAlert(al)
+			if err != nil {
+				return err
+			}
+			if ok {
+				alerts = append(alerts, al)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		o.log.Error("validation and charging failed", "records", len(a.Stored), "err", err)
+		return
+	}
+	if len(alerts) > 0 && o.log.Enabled(ctx, slog.LevelDebug) {
+		o.log.Debug("alerts raised", "alerts", len(alerts), "first_code", alerts[0].Code)
+	}
+	o.publishAlerts(alerts)
+}
+
+// alertEvent is the payload on topic.OpsAlerts: the alert with the wire version.
+type alertEvent struct {
+	V int `json:"v"`
+	store.Alert
+}
+
+// publishAlerts counts the alerts and queues them for topic.OpsAlerts(district).
+func (o *Ops) publishAlerts(as []store.Alert) {
+	for _, al := range as {
+		o.metrics.Add(metricAlerts, 1, "code", al.Code, "severity", al.Severity)
+		if al.District == "" {
+			continue
+		}
+		b, err := json.Marshal(alertEvent{V: wire.Version, Alert: al})
+		if err != nil {
+			o.log.Error("encode alert", "err", err)
+			continue
+		}
+		o.enqueue(outMsg{kind: "alert", topic: topic.OpsAlerts(string(al.District)), qos: 1, payload: b})
+	}
+}
+
+// metricAlerts counts alerts raised, by code and severity.
+const metricAlerts = "meterlink_ops_alerts_total"

@@ -16,6 +16,7 @@ import (
 	"github.com/meterlink/meterlink/broker"
 	"github.com/meterlink/meterlink/broker/brokertest"
 	"github.com/meterlink/meterlink/bus"
+	"github.com/meterlink/meterlink/noisehs"
 	"github.com/meterlink/meterlink/topic"
 	"github.com/meterlink/meterlink/wire"
 )
@@ -182,13 +183,25 @@ func TestThroughBroker(t *testing.T) {
 		t.Fatalf("status %s, want up", m.Payload)
 	}
 
-	now := time.Now().UnixMilli()
-	tp, payload := envelope(t, "P01", sidP01, batch("H01-9", rec(1, now), rec(2, now+1)))
-	if err := pda.Publish(ctx, tp, 1, false, payload); err != nil {
-		t.Fatal(err)
+	// The PDA's SECLINK/1 handshake through the broker: HS_INIT, HS_RESP, CONFIRM, COMMIT.
+	hs := collect(pda, topic.PDAHandshakeDown("P01"))
+	sp := newTestPDA(t, o, "P01", sidP01)
+	send := func(tp string, f []byte) {
+		t.Helper()
+		if err := pda.Publish(ctx, tp, 1, false, f); err != nil {
+			t.Fatal(err)
+		}
 	}
+	send(sp.hsInit())
+	send(sp.hsResp(next(hs, "hs_resp").Payload))
+	if m := next(acks, "commit"); sp.open(m.Topic, m.Payload).Kind != noisehs.KindCommit {
+		t.Fatal("no commit after confirm")
+	}
+	now := time.Now().UnixMilli()
+	hb := batch("H01-9", rec(1, now), rec(2, now+1))
+	send(sp.batch(hb))
 	m := next(acks, "ack")
-	ack := openAck(t, "P01", sidP01, m.Topic, m.Payload)
+	ack := sp.ack(m.Topic, m.Payload)
 	if len(ack.Records) != 2 || ack.ID != "H01-9" {
 		t.Errorf("ack = %+v, want both records of H01-9", ack)
 	}
@@ -201,11 +214,9 @@ func TestThroughBroker(t *testing.T) {
 	}
 
 	// A resend (the PDA missed the ack) is acknowledged again and stored once.
-	if err := pda.Publish(ctx, tp, 1, false, payload); err != nil {
-		t.Fatal(err)
-	}
+	send(sp.batch(hb))
 	m = next(acks, "second ack")
-	if ack := openAck(t, "P01", sidP01, m.Topic, m.Payload); len(ack.Records) != 2 {
+	if ack := sp.ack(m.Topic, m.Payload); len(ack.Records) != 2 {
 		t.Errorf("second ack = %+v", ack)
 	}
 	if n := len(allReadings(t, o)); n != 4 {
@@ -219,7 +230,7 @@ func TestThroughBroker(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"meterlink_ops_messages_ingested_total 2", "meterlink_ops_records_duplicate_total 2",
-		`meterlink_ops_records_stored_total{kind="reading"} 2`, `meterlink_ops_published_total{kind="ack"} 2`} {
+		`meterlink_ops_records_stored_total{kind="reading"} 2`, `meterlink_ops_published_total{kind="ack"} 2`, `meterlink_ops_published_total{kind="hs_resp"} 1`} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -51,6 +51,10 @@ type Bridge struct {
 	closeOnce sync.Once
 }
 
+// maxPacket is the broker's packet limit (security.md §11): a sealed record, its topic and the
+// MQTT header must fit.
+const maxPacket = 64 << 10
+
 // Stats counts what the bridge did since it started.
 type Stats struct {
 	Accepted   int // batches taken from bound handhelds
@@ -252,6 +256,9 @@ func (b *Bridge) forward(ctx context.Context) {
 		t := topic.PDAUp(b.cfg.ID)
 		for _, e := range batches {
 			frame, err := s.Seal(t, noisehs.Record{Kind: noisehs.KindBatch, MsgID: e.MsgID, Body: e.Body})
+			if err == nil && len(frame)+len(t)+16 > maxPacket {
+				err = fmt.Errorf("sealed record of %d bytes: over the broker's packet limit", len(frame))
+			}
 			if err != nil {
 				b.log.Error("batch not sealed", "batch_id", e.ID, "err", err)
 				return

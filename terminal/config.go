@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+
+	"github.com/meterlink/meterlink/terminal/rs485"
 	"time"
 )
 
@@ -36,6 +38,9 @@ type Config struct {
 	FrozenDays    int            // daily frozen records kept; default 62
 	Sleep         time.Duration  // 0: always connected; else sleep this long between contacts (MQTT-SN sleeping client)
 	CounterSync   bool           // persist every pulse before Pulse returns (default true in DefaultConfig)
+	// RS485, if set, makes channel 16 the RS485 port: its meters are polled (Modbus RTU/TCP or
+	// DL/T 645) at the collection interval, and channel 16 cannot also count pulses.
+	RS485 *rs485.Config
 	// Radio, if set, wraps the terminal's radio socket: tests put a lossy link simulator
 	// (mqttsn/radiosim) here.
 	Radio func(net.PacketConn) net.PacketConn
@@ -86,6 +91,11 @@ func (c Config) Validate() error {
 	if c.Sleep != 0 && (c.Sleep < time.Second || c.Sleep > 18*time.Hour) {
 		errs = append(errs, fmt.Errorf("sleep %v: want 0 (always on) or 1s..18h", c.Sleep))
 	}
+	if c.RS485 != nil {
+		if err := c.RS485.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rs485: %w", err))
+		}
+	}
 	seen := map[uint8]bool{}
 	for _, ch := range c.Channels {
 		switch {
@@ -93,6 +103,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("channel %d: out of 1..16", ch.Channel))
 		case seen[ch.Channel]:
 			errs = append(errs, fmt.Errorf("channel %d: configured twice", ch.Channel))
+		case ch.Channel == 16 && c.RS485 != nil:
+			errs = append(errs, errors.New("channel 16: configured as a pulse input and as the RS485 port"))
 		}
 		seen[ch.Channel] = true
 		if ch.Constant < 1 || ch.Constant > 100000 {

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meterlink/meterlink/terminal/rs485"
 	"github.com/meterlink/meterlink/wire"
 )
 
@@ -46,9 +47,12 @@ type Terminal struct {
 	loc    *time.Location
 	freeze int // minutes after midnight
 
-	mu       sync.Mutex
-	channels map[uint8]channelState
-	acks     []wire.CommandAck // command answers waiting to be sent
+	bus *rs485.Poller // channel 16 as the RS485 port, if configured
+
+	mu        sync.Mutex
+	channels  map[uint8]channelState
+	busMeters map[string]busMeter // latest state of each RS485 meter
+	acks      []wire.CommandAck   // command answers waiting to be sent
 
 	kick chan struct{} // wakes the uplink when a record or answer is added
 	once sync.Once
@@ -113,7 +117,12 @@ func restore(cfg Config, log *slog.Logger, st *store, gw gatewayTarget) (*Termin
 	t := &Terminal{
 		cfg: cfg, log: log, store: st, gw: gw, loc: cfg.Location, freeze: minutes,
 		clock:    newClock(cfg.Now, cfg.DriftPPM, time.Duration(offset)),
-		channels: chs, kick: make(chan struct{}, 1),
+		channels: chs, busMeters: map[string]busMeter{}, kick: make(chan struct{}, 1),
+	}
+	if cfg.RS485 != nil {
+		if t.bus, err = rs485.New(*cfg.RS485, log.With("ch", 16)); err != nil {
+			return nil, fmt.Errorf("rs485 on channel 16: %w", err)
+		}
 	}
 	if !fresh && st.meta(keyClean) == "" {
 		last, _ := strconv.ParseInt(st.meta(keyLastSeen), 10, 64)
@@ -182,6 +191,12 @@ func (t *Terminal) snapshotLocked(estimated bool) []wire.ChannelReading {
 			Channel: n, Meter: wire.MeterID(st.Meter), Pulses: st.Count, EnergyWh: st.energyWh(),
 			Constant: st.Constant, Multiplier: st.Multiplier, Estimated: estimated,
 		})
+	}
+	if t.bus != nil {
+		for _, c := range t.busReadingsLocked() {
+			c.Estimated = estimated
+			out = append(out, c)
+		}
 	}
 	return out
 }
@@ -289,6 +304,13 @@ func (t *Terminal) Run(ctx context.Context) error {
 		defer wg.Done()
 		t.scheduleLoop(ctx)
 	}()
+	if t.bus != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.busLoop(ctx)
+		}()
+	}
 	t.uplink(ctx)
 	wg.Wait()
 	t.mu.Lock()
@@ -329,7 +351,12 @@ func (t *Terminal) scheduleLoop(ctx context.Context) {
 // Close releases the store. It is idempotent.
 func (t *Terminal) Close() error {
 	var err error
-	t.once.Do(func() { err = t.store.close() })
+	t.once.Do(func() {
+		if t.bus != nil {
+			err = t.bus.Close()
+		}
+		err = errors.Join(err, t.store.close())
+	})
 	return err
 }
 

@@ -73,6 +73,24 @@ func HHRecords(hh string) string { return "meterlink/v1/hh/" + hh + "/up/records
 // HHAck is meterlink/v1/hh/{hh}/down/ack.
 func HHAck(hh string) string { return "meterlink/v1/hh/" + hh + "/down/ack" }
 
+// HHQuery is meterlink/v1/hh/{hh}/up/query.
+func HHQuery(hh string) string { return "meterlink/v1/hh/" + hh + "/up/query" }
+
+// HHAnswer is meterlink/v1/hh/{hh}/down/answer.
+func HHAnswer(hh string) string { return "meterlink/v1/hh/" + hh + "/down/answer" }
+
+// HHJobs is meterlink/v1/hh/{hh}/up/jobs.
+func HHJobs(hh string) string { return "meterlink/v1/hh/" + hh + "/up/jobs" }
+
+// HHGroups is meterlink/v1/hh/{hh}/down/groups.
+func HHGroups(hh string) string { return "meterlink/v1/hh/" + hh + "/down/groups" }
+
+// HHQueryAll is the filter the pda-bridge subscribes to for every handheld's queries.
+const HHQueryAll = "meterlink/v1/hh/+/up/query"
+
+// HHJobsAll is the filter the pda-bridge subscribes to for every handheld's job events.
+const HHJobsAll = "meterlink/v1/hh/+/up/jobs"
+
 // HHRecordsAll is the filter the pda-bridge subscribes to for every handheld's records.
 const HHRecordsAll = "meterlink/v1/hh/+/up/records"
 
@@ -129,6 +147,12 @@ func OpsReadings(district, terminal string) string {
 
 // OpsReadingsAll is the filter a dashboard uses for every stored reading.
 const OpsReadingsAll = "meterlink/v1/ops/readings/#"
+
+// OpsAlerts is meterlink/v1/ops/alerts/{district}.
+func OpsAlerts(district string) string { return "meterlink/v1/ops/alerts/" + district }
+
+// OpsAlertsAll is the filter a dashboard uses for every alert.
+const OpsAlertsAll = "meterlink/v1/ops/alerts/#"
 
 // OpsStatus is meterlink/v1/ops/status/{part}.
 func OpsStatus(part string) string { return "meterlink/v1/ops/status/" + part }

@@ -124,6 +124,34 @@ var registry = []Spec{
 		Example: `{"v":1,"id":"H01-1","records":[{"terminal":"T0001","seq":1}]}`,
 	},
 	{
+		Name: "hh-query", Pattern: "meterlink/v1/hh/{hh}/up/query", Layer: LayerLocal,
+		Publisher: RoleHandheld, Subscribers: []Role{RoleBridge}, QoS: 1,
+		Payload: "wire.Query (JSON)",
+		Doc:     "A real-time customer query from the reader on site, for the PDA to relay to ops; useless after its deadline_ms.",
+		Example: `{"v":1,"id":"H01-q-1","handheld":"H01","meter":"T0001-01","deadline_ms":1700000003000}`,
+	},
+	{
+		Name: "hh-answer", Pattern: "meterlink/v1/hh/{hh}/down/answer", Layer: LayerLocal,
+		Publisher: RoleBridge, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "wire.Answer (JSON)",
+		Doc:     "Ops' answer to a query, relayed by the PDA; the handheld caches it for offline use.",
+		Example: `{"v":1,"id":"H01-q-1","customers":[{"account":"AT0001-01","owner":"王伟","payment":"prepaid","balance_fen":1250,"meters":["T0001-01"],"period_start":"2026-11-01","period_wh":84000}],"as_of_ms":1700000001000}`,
+	},
+	{
+		Name: "hh-jobs", Pattern: "meterlink/v1/hh/{hh}/up/jobs", Layer: LayerLocal,
+		Publisher: RoleHandheld, Subscribers: []Role{RoleBridge}, QoS: 1,
+		Payload: "wire.JobEvents (JSON)",
+		Doc:     "Results of the handheld's batch jobs, per terminal and per job; kept and resent until ops acknowledges the batch id on hh-ack.",
+		Example: `{"v":1,"id":"H01-jev-1","handheld":"H01","events":[{"id":"H01-jev-1-1","job":"J1","op":"set_freeze","group":"D01","terminal":"T0001","state":"acked","code":0,"ts_ms":1700000000000}]}`,
+	},
+	{
+		Name: "hh-groups", Pattern: "meterlink/v1/hh/{hh}/down/groups", Layer: LayerLocal,
+		Publisher: RoleBridge, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "wire.Groups (JSON)",
+		Doc:     "The reader's groups (districts with their terminals and meters) from ops, relayed by the PDA; they replace the groups ops sent before.",
+		Example: `{"v":1,"handheld":"H01","groups":[{"name":"D01","kind":"district","title":"1号台区","terminals":[{"id":"T0001","district":"D01","meters":[{"ch":1,"meter":"T0001-01","account":"AT0001-01"}]}]}]}`,
+	},
+	{
 		Name: "pda-hs-up", Pattern: "meterlink/v1/pda/{pda}/hs/up", Layer: LayerUpstream,
 		Publisher: RolePDA, Subscribers: []Role{RoleOps}, QoS: 1,
 		Payload: "SECLINK/1 HS_INIT frame (binary, security.md)",
@@ -157,6 +185,13 @@ var registry = []Spec{
 		Payload: "wire.ReadingEvent (JSON)",
 		Doc:     "A reading ops has stored, once, for dashboards.",
 		Example: `{"v":1,"district":"D01","terminal":"T0001","seq":1,"ts_ms":1700000000000,"channels":[{"ch":1,"meter":"M000101","pulses":3200,"energy_wh":1001000,"constant":3200,"multiplier":1}]}`,
+	},
+	{
+		Name: "ops-alerts", Pattern: "meterlink/v1/ops/alerts/{district}", Layer: LayerOps,
+		Publisher: RoleOps, Subscribers: []Role{RoleViewer}, QoS: 1,
+		Payload: "alert (JSON): ops' store.Alert with the wire version v",
+		Doc:     "A validation or prepaid-balance finding (reverse running, spike, zero consumption, clock drift, seq gap, terminal event, low balance), once per finding.",
+		Example: `{"v":1,"id":"reverse_running-1f2e3d4c5b6a79880716","code":"reverse_running","severity":"critical","district":"D01","terminal":"T0001","meter":"M000101","seq":42,"ts_ms":1700000000000,"raised_ms":1700000000500,"detail":"reading 999.000 kWh is below the previous 1001.000 kWh (ERC27); not billed","value_wh":999000}`,
 	},
 	{
 		Name: "ops-status", Pattern: "meterlink/v1/ops/status/{part}", Layer: LayerOps,

@@ -163,8 +163,8 @@ func UnmarshalRadio(b []byte) (Record, error) {
 			r.FreezeDate = time.Unix(int64(days)*86400, 0).UTC().Format(time.DateOnly)
 		}
 		n := int(rd.byte1("channel count"))
-		if n > 16 {
-			rd.fail("more than 16 channels")
+		if n > maxChannelReadings {
+			rd.fail("too many channel readings")
 		}
 		for i := 0; i < n && rd.err == nil; i++ {
 			var c ChannelReading

@@ -72,6 +72,9 @@ func ValidID(s string) bool {
 	return true
 }
 
+// maxChannelReadings bounds a record: 15 pulse channels and up to 32 meters on the RS485 bus.
+const maxChannelReadings = 15 + 32
+
 // ChannelReading is one channel of a terminal at the moment of a record.
 type ChannelReading struct {
 	Channel    uint8   `json:"ch"`         // 1..16
@@ -128,15 +131,20 @@ func (r Record) validate(v *validation, at string) {
 	}
 	switch r.Kind {
 	case KindReading, KindFrozen:
-		if len(r.Channels) == 0 || len(r.Channels) > 16 {
-			v.addf("%schannels: %d channels, want 1..16", at, len(r.Channels))
+		if len(r.Channels) == 0 || len(r.Channels) > maxChannelReadings {
+			v.addf("%schannels: %d channel readings, want 1..%d", at, len(r.Channels), maxChannelReadings)
 		}
-		seen := map[uint8]bool{}
+		seen := map[string]bool{}
 		for i, c := range r.Channels {
-			if c.Channel < 1 || c.Channel > 16 || seen[c.Channel] {
+			// Channel 16 doubles as the RS485 port, where several meters share the channel.
+			key := fmt.Sprint(c.Channel)
+			if c.Channel == 16 {
+				key += "/" + string(c.Meter)
+			}
+			if c.Channel < 1 || c.Channel > 16 || seen[key] {
 				v.addf("%schannels[%d].ch: %d is out of 1..16 or repeated", at, i, c.Channel)
 			}
-			seen[c.Channel] = true
+			seen[key] = true
 			if !ValidID(string(c.Meter)) {
 				v.addf("%schannels[%d].meter: %q is not a valid id", at, i, c.Meter)
 			}

@@ -53,6 +53,7 @@ type Config struct {
 	Rand    io.Reader        // source of new SIDs; default crypto/rand.Reader
 	Health  func() Health    // the ingest's state; optional
 	PDAs    PDAs             // the secure channel's provisioning and revocation; optional (see pdas.go)
+	Biz     *Business        // billing, alerts, queries, import and the dashboard; optional (see business.go)
 }
 
 // Health is the body of GET /api/v1/health.
@@ -70,6 +71,7 @@ type API struct {
 	rand    io.Reader
 	health  func() Health
 	pdas    PDAs
+	biz     *Business
 	mux     *http.ServeMux
 }
 
@@ -88,6 +90,9 @@ func New(cfg Config) *API {
 	}
 	a.metrics.Counter(MetricRequests, "HTTP API requests by route and status code.", true)
 	a.routes()
+	if cfg.Biz != nil {
+		a.businessRoutes(cfg.Biz)
+	}
 	return a
 }
 

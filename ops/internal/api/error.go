@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/meterlink/meterlink/ops/internal/billing"
 	"github.com/meterlink/meterlink/ops/internal/store"
 )
 
@@ -36,8 +37,10 @@ func status(err error) (int, errorBody) {
 		return http.StatusBadRequest, errorBody{Error: "invalid fields", Fields: fe.Fields}
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, errorBody{Error: err.Error()}
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, store.ErrExists), errors.Is(err, billing.ErrPaymentConflict), errors.Is(err, billing.ErrUnknownTariff):
 		return http.StatusConflict, errorBody{Error: err.Error()}
+	case errors.Is(err, billing.ErrHoarding):
+		return http.StatusUnprocessableEntity, errorBody{Error: err.Error()}
 	}
 	return http.StatusInternalServerError, errorBody{Error: "internal error"}
 }

@@ -1,8 +1,6 @@
 package billing
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -114,7 +112,7 @@ func (l *Ledger) Charge(tx *store.Tx, rs []store.Reading, nowMS int64) ([]store.
 		t, err := l.cat.Tariff(ac.a.Tariff)
 		if err != nil {
 			alerts = append(alerts, store.Alert{
-				ID: alertID("tariff_unknown", string(ac.a.ID), ac.a.Tariff), Code: "tariff_unknown", Severity: store.SeverityCritical,
+				ID: store.AlertID("tariff_unknown", string(ac.a.ID), ac.a.Tariff), Code: "tariff_unknown", Severity: store.SeverityCritical,
 				District: r.District, Account: ac.a.ID, Meter: r.Meter, TimeMS: r.TimeMS, RaisedMS: nowMS,
 				Detail: fmt.Sprintf("account %s names tariff %q, which is not in the catalog: not charged", ac.a.ID, ac.a.Tariff),
 			})
@@ -193,23 +191,13 @@ func (l *Ledger) chargeInterval(t *Tariff, st *ChargeState, iv Interval) int64 {
 	}
 }
 
-// alertID makes a deterministic alert id from what identifies a finding.
-func alertID(code string, parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return code + "-" + hex.EncodeToString(h.Sum(nil)[:10])
-}
-
 // balanceAlerts raises an alert when a charge takes a prepaid balance across alarm 1,
 // alarm 2 or zero (domain.md §6.3).
 func (l *Ledger) balanceAlerts(a store.Account, r store.Reading, before, nowMS int64) []store.Alert {
 	after := a.BalanceFen
 	mk := func(level, code, sev, detail string) []store.Alert {
 		return []store.Alert{{
-			ID: alertID(code, string(a.ID), level, fmt.Sprint(r.TimeMS), string(r.Meter)), Code: code, Severity: sev,
+			ID: store.AlertID(code, string(a.ID), level, fmt.Sprint(r.TimeMS), string(r.Meter)), Code: code, Severity: sev,
 			District: r.District, Terminal: r.Terminal, Meter: r.Meter, Account: a.ID, Seq: r.Seq,
 			TimeMS: r.TimeMS, RaisedMS: nowMS, Detail: detail,
 		}}

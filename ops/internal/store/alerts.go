@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -100,4 +102,15 @@ func (s *DB) Alerts(q AlertQuery) ([]Alert, error) {
 		return errors.Join(err, derr)
 	})
 	return out, err
+}
+
+// AlertID makes a deterministic alert id from the code and what identifies a finding, so
+// that the same finding raised twice is stored once.
+func AlertID(code string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return code + "-" + hex.EncodeToString(h.Sum(nil)[:10])
 }

@@ -96,6 +96,9 @@ func (s *DB) Put(ds Dataset, replace bool) error {
 			if len(f) > 0 {
 				continue
 			}
+			if err := indexMeterAccount(tx, m); err != nil {
+				return err
+			}
 			if err := create("meter", pfxMeter+string(m.ID), m); err != nil {
 				return err
 			}

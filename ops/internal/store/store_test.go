@@ -366,7 +366,8 @@ func TestPDAAndPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(PDA{ID: "P01", SID: sid(7), State: PDARevoked, CreatedMS: 1}, p); diff != "" {
+	// Revocation deleted the SIDs (security.md §10); the row and its state persist.
+	if diff := cmp.Diff(PDA{ID: "P01", State: PDARevoked, CreatedMS: 1}, p); diff != "" {
 		t.Errorf("PDA after reopen (-want +got):\n%s", diff)
 	}
 	a, err := s.Apply([]wire.Record{reading("T01", 1, 1000, 1, 2)}, 0, 1)

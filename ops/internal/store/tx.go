@@ -65,17 +65,27 @@ func (t *Tx) Account(id AccountID) (Account, error) {
 	return getOne[Account](t, "account", pfxAccount, string(id))
 }
 
-// AccountMeters returns the meters assigned to an account, by id. It scans the meters, so
-// it suits single lookups (queries, bills), not ingest.
+// AccountMeters returns the meters assigned to an account, by id (from the
+// meter-by-account index).
 func (t *Tx) AccountMeters(id AccountID) ([]Meter, error) {
-	all, err := list[Meter](t.tx, pfxMeter)
-	var out []Meter
-	for _, m := range all {
-		if m.Account == id {
-			out = append(out, m)
-		}
+	p := pfxMeterAccount + string(id) + ":"
+	var ids []string
+	err := t.tx.AscendRange("", p, prefixEnd(p), func(k, _ string) bool {
+		ids = append(ids, k[len(p):])
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", p, err)
 	}
-	return out, err
+	var out []Meter
+	for _, mid := range ids {
+		m, err := t.Meter(wire.MeterID(mid))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // SetBalance sets an existing account's balance (fen) and returns the account.
@@ -167,6 +177,32 @@ func (t *Tx) PutManualReading(r Reading) error {
 	}
 	if !ok || !last.newer(r) {
 		return set(t.tx, pfxLatest+string(r.Meter), r)
+	}
+	return nil
+}
+
+// Readings returns the meter readings of a held reading or frozen record, one per channel.
+func (h Held) Readings() []Reading { return h.readings() }
+
+// pfxMeterAccount indexes meters by account: ma:{account}:{meter} (empty value).
+const pfxMeterAccount = "ma:"
+
+// indexMeterAccount keeps the meter-by-account index in step with a meter being written.
+func indexMeterAccount(tx *buntdb.Tx, m Meter) error {
+	var old Meter
+	ok, err := get(tx, pfxMeter+string(m.ID), &old)
+	if err != nil {
+		return err
+	}
+	if ok && old.Account != "" && old.Account != m.Account {
+		if _, err := tx.Delete(pfxMeterAccount + string(old.Account) + ":" + string(m.ID)); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+			return fmt.Errorf("unindex meter %s: %w", m.ID, err)
+		}
+	}
+	if m.Account != "" {
+		if _, _, err := tx.Set(pfxMeterAccount+string(m.Account)+":"+string(m.ID), "", nil); err != nil {
+			return fmt.Errorf("index meter %s: %w", m.ID, err)
+		}
 	}
 	return nil
 }
