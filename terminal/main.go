@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/meterlink/meterlink/cmdline"
 	"github.com/meterlink/meterlink/demo"
+	"github.com/meterlink/meterlink/terminal/rs485"
 )
 
 // Main runs `meterlink terminal`: one or more terminals (ids T0001.. with the demo channel
@@ -31,6 +33,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		freezeAt   = fs.String("freeze-at", def.FreezeAt, "daily freeze time HH:MM (the handheld can change it)")
 		drift      = fs.Float64("drift-ppm", 0, "simulated clock drift in parts per million")
 		sleep      = fs.Duration("sleep", 0, "sleep between contacts with the gateway (0: always connected)")
+		busProto   = fs.String("rs485-protocol", "", "channel 16 as the RS485 port: modbus, dlt645-2007 or dlt645-1997 (empty: a pulse input)")
+		busURL     = fs.String("rs485-url", "", "RS485 link: rtu:///dev/ttyUSB0, rtuovertcp://host:port, tcp://host:port (Modbus) or a serial device (DL/T 645)")
+		busMeters  = fs.String("rs485-meters", "", "meters on the bus: id:address[:map],... (map for Modbus: sdm120, sdm630, ddsu666, dtsu666, dds238-2)")
 	)
 	lc.AddFlags(fs)
 	if err := cmdline.Parse(fs, args, getenv); err != nil {
@@ -45,6 +50,25 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	if *first < 1 || *first > 9999 {
 		errs = append(errs, fmt.Errorf("first %d: want 1..9999", *first))
+	}
+	var bus *rs485.Config
+	if *busProto != "" {
+		bus = &rs485.Config{Protocol: *busProto, URL: *busURL}
+		for _, spec := range strings.Split(*busMeters, ",") {
+			f := strings.Split(strings.TrimSpace(spec), ":")
+			if len(f) < 2 || len(f) > 3 {
+				errs = append(errs, fmt.Errorf("rs485-meters %q: want id:address[:map]", spec))
+				continue
+			}
+			m := rs485.MeterConfig{ID: f[0], Address: f[1]}
+			if len(f) == 3 {
+				m.Map = f[2]
+			}
+			bus.Meters = append(bus.Meters, m)
+		}
+		if *count != 1 {
+			errs = append(errs, errors.New("rs485-protocol: an RS485 bus belongs to one terminal; run with -terminals 1"))
+		}
 	}
 	errs = append(errs, lc.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -68,8 +92,12 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		cfg.FreezeAt, cfg.DriftPPM, cfg.Sleep = *freezeAt, *drift, *sleep
 		cfg.StorePath = filepath.Join(*dataDir, "terminal-"+id+".db")
 		for _, c := range demo.TerminalChannels(id) {
+			if bus != nil && c.Channel == 16 {
+				continue // channel 16 is the RS485 port
+			}
 			cfg.Channels = append(cfg.Channels, ChannelConfig(c))
 		}
+		cfg.RS485 = bus
 		t, err := New(cfg, log)
 		if err != nil {
 			closeAll()
