@@ -25,6 +25,19 @@
 // latest readings, districts, terminals, meters, accounts, PDAs) and Prometheus metrics at
 // /metrics.
 //
-// Billing, tariffs, validation of readings (VEE), alerts, the handheld query responder and
-// the dashboard are not here yet.
+// After each batch is stored, ops validates it (internal/vee: reverse running with the
+// rollover rule, spikes against the meter's history, zero consumption for N cycles, clock
+// drift, seq gaps, terminal events) and charges prepaid accounts for the new readings at
+// their tariff (internal/billing: tiered annual or monthly, time of use at 15-minute
+// granularity, fixed; money in integer fen), in one store transaction whose per-meter
+// cursors make a replay charge nothing. Each finding is an alert, stored once, listed at
+// /api/v1/alerts and published:
+//   - ops-alerts (topic.OpsAlerts(district), QoS 1): the alert as JSON with the version v.
+//
+// The business API: GET /api/v1/tariffs, GET /api/v1/accounts/{id}/bill, GET and POST
+// /api/v1/accounts/{id}/payments (idempotent by payment id), POST /api/v1/readings (manual
+// readings, actual or estimated), GET /api/v1/alerts, GET /api/v1/terminals/{id}/gaps,
+// POST /api/v1/query (the handheld query, also [Ops.AnswerQuery]), POST
+// /api/v1/import/{districts,terminals,meters,accounts} (CSV, all or nothing). The web
+// dashboard (internal/dashboard, embedded) is served at /.
 package ops
