@@ -20,6 +20,9 @@ The broker password is read from ` + PasswordEnv + `, S_ops' private key (option
 // Main is the "meterlink ops" subcommand: flags (and METERLINK_* variables) → config →
 // logger → [New] → [Ops.Run] until ctx is done.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && adminVerbs[args[0]] != "" {
+		return Admin(ctx, args, getenv, stdout, stderr)
+	}
 	cfg := DefaultConfig()
 	var lc cmdline.LogConfig
 	fs := cmdline.NewFlagSet("ops", summary, stderr)
