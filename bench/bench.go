@@ -214,12 +214,12 @@ func round1(f float64) float64 { return math.Round(f*10) / 10 }
 
 // Resources is what the process used while measuring.
 type Resources struct {
-	CPUSeconds  float64 `json:"cpu_seconds"`   // user + system, this process
-	CPUCores    float64 `json:"cpu_cores"`     // CPUSeconds / wall seconds
-	PeakRSSMiB  float64 `json:"peak_rss_mib"`  // VmHWM (getrusage maxrss)
-	HeapMiB     float64 `json:"heap_mib"`      // Go heap in use at the end
-	Goroutines  int     `json:"goroutines"`    // at the end
-	GOMAXPROCS  int     `json:"gomaxprocs"`    //
+	CPUSeconds  float64 `json:"cpu_seconds"`  // user + system, this process
+	CPUCores    float64 `json:"cpu_cores"`    // CPUSeconds / wall seconds
+	PeakRSSMiB  float64 `json:"peak_rss_mib"` // VmHWM (getrusage maxrss)
+	HeapMiB     float64 `json:"heap_mib"`     // Go heap in use at the end
+	Goroutines  int     `json:"goroutines"`   // at the end
+	GOMAXPROCS  int     `json:"gomaxprocs"`   //
 	WallSeconds float64 `json:"wall_seconds"` //
 }
 
@@ -297,7 +297,7 @@ func ticker(ctx context.Context, d time.Duration, f func(elapsed time.Duration))
 	}
 }
 
-// machine describes where the figures were measured.
+// Machine describes where the figures were measured.
 type Machine struct {
 	GoVersion string `json:"go_version"`
 	OS        string `json:"os"`

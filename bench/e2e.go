@@ -479,7 +479,7 @@ func metricSum(ctx context.Context, httpAddr, name string) (float64, error) {
 	return sum, sc.Err()
 }
 
-// waitUntil polls cond every 20 ms until it holds, within or ctx runs out.
+// waitUntil polls cond every 100 ms (cond may scan outboxes: keep it cheap) until it holds, within or ctx runs out.
 func waitUntil(ctx context.Context, within time.Duration, cond func() bool) error {
 	end := time.Now().Add(within)
 	for !cond() {
@@ -489,7 +489,7 @@ func waitUntil(ctx context.Context, within time.Duration, cond func() bool) erro
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	return nil

@@ -38,8 +38,8 @@ type GatewayResult struct {
 type GatewayMemory struct {
 	Clients         int     `json:"clients"`
 	Connected       int     `json:"connected"`
-	HeapBytes       int64   `json:"heap_bytes"`        // HeapAlloc after − before, both after GC
-	BytesPerClient  float64 `json:"bytes_per_client"`  //
+	HeapBytes       int64   `json:"heap_bytes"`       // HeapAlloc after − before, both after GC
+	BytesPerClient  float64 `json:"bytes_per_client"` //
 	GoroutinesAdded int     `json:"goroutines_added"` // goroutines left running per the sessions
 }
 

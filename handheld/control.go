@@ -23,9 +23,9 @@ import (
 //	GET    /v1/terminals            []wire.TerminalStatus
 //	GET    /v1/groups               []wire.Group
 //	PUT    /v1/groups               wire.Groups → replace the groups from ops
-//	POST   /v1/groups               NarrowRequest → wire.Group (a local narrowing)
+//	POST   /v1/groups               wire.NarrowRequest → wire.Group (a local narrowing)
 //	DELETE /v1/groups/{name}        remove a local group
-//	POST   /v1/jobs                 JobRequest → wire.Job (201)
+//	POST   /v1/jobs                 wire.JobRequest → wire.Job (201)
 //	GET    /v1/jobs                 []wire.Job, newest first
 //	GET    /v1/jobs/{id}            wire.Job
 //	GET    /v1/live?terminal=T[&channel=N] | ?meter=M [&timeout=10s]   wire.LiveView
@@ -34,22 +34,6 @@ import (
 //
 // Errors are {"error": "..."} with 400 (bad request), 404 (unknown group, terminal, meter,
 // job), 422 (the terminal refused), 504 (the terminal did not answer in time) or 500.
-
-// NarrowRequest asks for a local group made of some terminals of another group.
-type NarrowRequest struct {
-	Name      string   `json:"name"`
-	From      string   `json:"from"`
-	Terminals []string `json:"terminals"`
-}
-
-// JobRequest asks for a batch job on a group or on terminals.
-type JobRequest struct {
-	Op        string          `json:"op"`
-	Args      json.RawMessage `json:"args,omitempty"`
-	Group     string          `json:"group,omitempty"`
-	Terminals []string        `json:"terminals,omitempty"`
-	Within    string          `json:"within,omitempty"` // Go duration, e.g. "30m"; default Config.JobDeadline
-}
 
 type control struct {
 	h   *Handheld
@@ -97,7 +81,7 @@ func (c *control) routes() http.Handler {
 		c.reply(w, r, all, err)
 	})
 	mux.HandleFunc("POST /v1/groups", func(w http.ResponseWriter, r *http.Request) {
-		var nr NarrowRequest
+		var nr wire.NarrowRequest
 		if err := decode(r, &nr); err != nil {
 			c.reply(w, r, nil, err)
 			return
@@ -110,7 +94,7 @@ func (c *control) routes() http.Handler {
 		c.reply(w, r, map[string]string{"deleted": r.PathValue("name")}, err)
 	})
 	mux.HandleFunc("POST /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
-		var jr JobRequest
+		var jr wire.JobRequest
 		if err := decode(r, &jr); err != nil {
 			c.reply(w, r, nil, err)
 			return

@@ -464,10 +464,20 @@ func (h *Handheld) sendBatch(ctx context.Context) bool {
 	if len(recs) == 0 {
 		return false
 	}
-	b, err := json.Marshal(wire.Batch{V: wire.Version, ID: id, Handheld: wire.HandheldID(h.cfg.ID), Records: recs})
-	if err != nil {
-		h.log.Error("encode batch failed", "err", err)
-		return false
+	full := len(recs) == h.cfg.BatchMax
+	var b []byte
+	for {
+		b, err = json.Marshal(wire.Batch{V: wire.Version, ID: id, Handheld: wire.HandheldID(h.cfg.ID), Records: recs})
+		if err != nil {
+			h.log.Error("encode batch failed", "err", err)
+			return false
+		}
+		// Brokers refuse packets over 64 KiB and the PDA seals one batch per record: keep
+		// batches well under both by halving until the batch fits.
+		if len(b) <= maxBatchBytes || len(recs) == 1 {
+			break
+		}
+		recs, full = recs[:len(recs)/2], true
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -481,9 +491,12 @@ func (h *Handheld) sendBatch(ctx context.Context) bool {
 	}
 	h.stats.Batches++
 	h.mu.Unlock()
-	h.log.Debug("batch sent", "batch_id", id, "records", len(recs))
-	return len(recs) == h.cfg.BatchMax
+	h.log.Debug("batch sent", "batch_id", id, "records", len(recs), "bytes", len(b))
+	return full
 }
+
+// maxBatchBytes bounds an upstream batch's JSON: a 16-channel record takes about 1.6 KB.
+const maxBatchBytes = 24 << 10
 
 // onAck deletes the records ops acknowledged.
 func (h *Handheld) onAck(_ context.Context, m bus.Message) error {

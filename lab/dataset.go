@@ -9,6 +9,10 @@ import (
 // handheldGroups turns the demo districts into the handheld's groups: one per district, with
 // the terminals the lab runs (at most n) and their meters and accounts.
 func handheldGroups(ds []demo.District, n int) []wire.Group {
+	account := map[string]string{}
+	for _, cu := range demo.Customers(ds) {
+		account[cu.Meter] = cu.Account
+	}
 	var out []wire.Group
 	for _, d := range ds {
 		g := wire.Group{Name: d.ID, Kind: wire.GroupKindDistrict, Title: d.Name}
@@ -19,7 +23,7 @@ func handheldGroups(ds []demo.District, n int) []wire.Group {
 			n--
 			gt := wire.GroupTerminal{ID: wire.TerminalID(t.ID), District: wire.DistrictID(d.ID)}
 			for _, c := range t.Channels {
-				gt.Meters = append(gt.Meters, wire.GroupMeter{Channel: c.Channel, Meter: wire.MeterID(c.Meter), Account: "A" + c.Meter})
+				gt.Meters = append(gt.Meters, wire.GroupMeter{Channel: c.Channel, Meter: wire.MeterID(c.Meter), Account: account[c.Meter]})
 			}
 			g.Terminals = append(g.Terminals, gt)
 		}

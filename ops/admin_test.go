@@ -3,6 +3,8 @@ package ops
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"io"
 	"log/slog"
 	"os"
@@ -64,5 +66,34 @@ func TestAdminTasksThroughTheAPI(t *testing.T) {
 	}
 	if _, err := run("pda", "frobnicate", "x"); err == nil {
 		t.Error("pda frobnicate accepted")
+	}
+
+	// Every change, refused ones included, is in the audit log: who, what, when, outcome.
+	resp, err := http.Get("http://" + o.HTTPAddr() + "/api/v1/audit?limit=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Audit []struct {
+			Who, Method, Path string
+			Status            int
+			TimeMS            int64 `json:"ts_ms"`
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range body.Audit {
+		seen[e.Method+" "+e.Path] = e.Status
+		if e.TimeMS == 0 || !strings.HasPrefix(e.Who, "anonymous@127.0.0.1") {
+			t.Errorf("audit entry %+v lacks who or when", e)
+		}
+	}
+	for path, status := range map[string]int{"POST /api/v1/pdas": 201, "POST /api/v1/districts": 201, "POST /api/v1/import/districts": 400} {
+		if got, ok := seen[path]; !ok || got != status {
+			t.Errorf("audit of %s: status %d (present %v), want %d; log %+v", path, got, ok, status, body.Audit)
+		}
 	}
 }

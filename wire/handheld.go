@@ -265,3 +265,20 @@ type OutboxStatus struct {
 	PDAURL       string         `json:"pda_url,omitempty"`    // the PDA's local listener
 	ControlAt    string         `json:"control_at,omitempty"` // this API
 }
+
+// JobRequest asks the handheld's control API for a batch job on a group or on terminals.
+type JobRequest struct {
+	Op        string          `json:"op"`
+	Args      json.RawMessage `json:"args,omitempty"`
+	Group     string          `json:"group,omitempty"`
+	Terminals []string        `json:"terminals,omitempty"`
+	Within    string          `json:"within,omitempty"` // Go duration, e.g. "30m"; default: the handheld's job deadline
+}
+
+// NarrowRequest asks the handheld's control API for a local group made of some terminals of
+// another group.
+type NarrowRequest struct {
+	Name      string   `json:"name"`
+	From      string   `json:"from"`
+	Terminals []string `json:"terminals"`
+}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/meterlink/meterlink/bench"
 	"github.com/meterlink/meterlink/broker"
 	"github.com/meterlink/meterlink/dlt645/dltcli"
 	"github.com/meterlink/meterlink/handheld"
@@ -33,6 +34,7 @@ var commands = map[string]command{
 	"handheld":   {handheld.Main, "run the handheld: MQTT-SN gateway for terminals, outbox to ops via the PDA"},
 	"terminal":   {terminal.Main, "run collection terminals that send readings over MQTT-SN"},
 	"meter-sim":  {metersim.Main, "run simulated pulse meters feeding a terminal process"},
+	"bench":      {bench.Main, "measure the chain, the broker, the MQTT-SN gateway and ops ingest"},
 	"dlt645":     {dltcli.Main, "decode a DL/T 645 frame (decode HEX) or read a meter on a serial port (read)"},
 }
 

@@ -117,6 +117,7 @@ func (a *API) routes() {
 	m.Handle("GET /api/v1/pdas/{id}", a.handle(a.getPDA))
 	m.Handle("POST /api/v1/pdas", a.handle(a.postPDA))
 	m.Handle("POST /api/v1/pdas/{id}/revoke", a.handle(a.revokePDA))
+	m.Handle("GET /api/v1/audit", a.handle(a.getAudit))
 	m.Handle("GET /metrics", http.HandlerFunc(a.getMetrics))
 	m.Handle("/", a.handle(a.noRoute))
 }
@@ -148,6 +149,59 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = "unmatched"
 	}
 	a.metrics.Add(MetricRequests, 1, "route", route, "code", strconv.Itoa(sw.code))
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
+		a.audit(r, sw.code)
+	}
+}
+
+// Auditor keeps the audit log of changes made through the API.
+type Auditor interface {
+	Audit(e store.AuditEntry) error
+	AuditLog(limit int) ([]store.AuditEntry, error)
+}
+
+// audit records a request that may have changed something, whatever its outcome.
+func (a *API) audit(r *http.Request, status int) {
+	au, ok := a.st.(Auditor)
+	if !ok {
+		return
+	}
+	who := r.Header.Get("X-MeterLink-User")
+	if u, _, ok := r.BasicAuth(); ok && who == "" {
+		who = u
+	}
+	if who == "" {
+		who = "anonymous"
+	}
+	e := store.AuditEntry{TimeMS: a.now().UnixMilli(), Who: who + "@" + r.RemoteAddr, Method: r.Method, Path: r.URL.RequestURI(), Status: status}
+	if err := au.Audit(e); err != nil {
+		a.log.Error("audit entry not recorded", "method", e.Method, "path", e.Path, "err", err)
+	}
+}
+
+// getAudit lists the audit log, newest first.
+func (a *API) getAudit(w http.ResponseWriter, r *http.Request) error {
+	au, ok := a.st.(Auditor)
+	if !ok {
+		return fmt.Errorf("audit log: %w", store.ErrNotFound)
+	}
+	limit := DefaultLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLimit {
+			return &store.FieldError{Fields: map[string]string{"limit": fmt.Sprintf("want 1..%d", MaxLimit)}}
+		}
+		limit = n
+	}
+	es, err := au.AuditLog(limit)
+	if err != nil {
+		return err
+	}
+	if es == nil {
+		es = []store.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audit": es})
+	return nil
 }
 
 type statusWriter struct {
