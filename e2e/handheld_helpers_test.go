@@ -25,12 +25,12 @@ import (
 type hhChain struct {
 	cfg       lab.Config
 	ops, pda  *partLab
-	secrets   labSecrets
+	secrets   hhSecrets
 	districts []demo.District
 }
 
-// labSecrets are the credentials the lab generated in its data directory.
-type labSecrets struct {
+// hhSecrets are the credentials the lab generated in its data directory.
+type hhSecrets struct {
 	HandheldKey string `json:"handheld_key"`
 	BridgeKey   string `json:"bridge_key"`
 }
