@@ -42,7 +42,7 @@ func testLogger(t testing.TB) *slog.Logger {
 func labConfig(t testing.TB, terminals int) lab.Config {
 	cfg := lab.DefaultConfig()
 	cfg.MQTTAddr, cfg.WSAddr, cfg.HTTPAddr = "127.0.0.1:0", "", "127.0.0.1:0"
-	cfg.PDAAddr, cfg.MQTTSNAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.PDAAddr, cfg.MQTTSNAddr, cfg.HHAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Terminals, cfg.Districts = terminals, 1
 	cfg.Interval = time.Hour
@@ -77,6 +77,7 @@ func startLab(t testing.TB, cfg lab.Config) *lab.Lab {
 }
 
 type apiReading struct {
+	Kind     string `json:"kind"`
 	Terminal string `json:"terminal"`
 	Seq      uint64 `json:"seq"`
 	Meter    string `json:"meter"`
@@ -102,7 +103,14 @@ func readings(t testing.TB, httpAddr, query string) ([]apiReading, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return nil, err
 	}
-	return body.Readings, nil
+	// Only readings: terminals also make a daily frozen record (kind "frozen") when they start.
+	var out []apiReading
+	for _, r := range body.Readings {
+		if r.Kind == "reading" {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func terminalByID(t testing.TB, l *lab.Lab, id string) *terminal.Terminal {

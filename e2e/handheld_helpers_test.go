@@ -240,7 +240,13 @@ func startResponder(t *testing.T, c *hhChain, answer func(wire.Query) (wire.Answ
 		}
 		a.V, a.ID = wire.Version, q.ID
 		b, _ := json.Marshal(a)
-		return cl.Publish(ctx, topic.HHAnswer(string(q.Handheld)), 1, false, b)
+		// Not from inside the handler: paho delivers the PUBACK on the goroutine running it.
+		go func() {
+			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = cl.Publish(pctx, topic.HHAnswer(string(q.Handheld)), 1, false, b) // a lost answer shows as offline
+		}()
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}

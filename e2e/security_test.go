@@ -24,6 +24,13 @@ import (
 // The SECLINK/1 end-to-end tests (security.md §15): the lab's PDA bridge and ops run the real
 // handshake, rotation and sealed records through the real broker.
 
+// secLabConfig is labConfig with every port chosen by the system.
+func secLabConfig(t testing.TB) lab.Config {
+	cfg := labConfig(t, 1)
+	cfg.HHAddr = "127.0.0.1:0"
+	return cfg
+}
+
 // apiPDA is a PDA as GET /api/v1/pdas/{id} shows it.
 type apiPDA struct {
 	ID              string `json:"id"`
@@ -171,7 +178,7 @@ func TestNoRecordWithoutSID(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end chain skipped under -short")
 	}
-	cfg := labConfig(t, 1)
+	cfg := secLabConfig(t)
 	opsLab := startPart(t, cfg, lab.PartBroker, lab.PartOps)
 	addr, httpAddr := opsLab.cfg.MQTTAddr, opsLab.cfg.HTTPAddr
 	sid0, _, opsKey := labSecrets(t, cfg.DataDir)
@@ -226,7 +233,7 @@ func TestRotationAndOfflinePDA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end chain skipped under -short")
 	}
-	cfg := labConfig(t, 1)
+	cfg := secLabConfig(t)
 	cfg.ResendAfter = 500 * time.Millisecond
 	opsLab := startPart(t, cfg, lab.PartBroker, lab.PartOps)
 	cfg.MQTTAddr, cfg.HTTPAddr = opsLab.cfg.MQTTAddr, opsLab.cfg.HTTPAddr
@@ -319,7 +326,7 @@ func TestRevocationIsImmediate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end chain skipped under -short")
 	}
-	cfg := labConfig(t, 1)
+	cfg := secLabConfig(t)
 	cfg.ResendAfter = 500 * time.Millisecond
 	l := startLab(t, cfg)
 	httpAddr := l.Config().HTTPAddr
@@ -390,7 +397,7 @@ func TestEvilBroker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end chain skipped under -short")
 	}
-	cfg := labConfig(t, 1)
+	cfg := secLabConfig(t)
 	cfg.ResendAfter = 500 * time.Millisecond
 	l := startLab(t, cfg)
 	httpAddr, addr := l.Config().HTTPAddr, l.Config().MQTTAddr

@@ -15,6 +15,7 @@ import (
 	"github.com/meterlink/meterlink/broker"
 	"github.com/meterlink/meterlink/dlt645/dltcli"
 	"github.com/meterlink/meterlink/handheld"
+	"github.com/meterlink/meterlink/handheld/hhcli"
 	"github.com/meterlink/meterlink/lab"
 	"github.com/meterlink/meterlink/metersim"
 	"github.com/meterlink/meterlink/ops"
@@ -31,6 +32,7 @@ var commands = map[string]command{
 	"broker":     {broker.Main, "run the MQTT broker (TCP and WebSocket, ACL from the topic registry, persistent)"},
 	"ops":        {ops.Main, "run the operations system: ingest, store, HTTP API"},
 	"pda-bridge": {lab.PDABridgeMain, "run the PDA security unit with its local listener for handhelds"},
+	"hh":         {hhcli.Main, "the meter reader's commands for a running handheld (groups, jobs, live, query)"},
 	"handheld":   {handheld.Main, "run the handheld: MQTT-SN gateway for terminals, outbox to ops via the PDA"},
 	"terminal":   {terminal.Main, "run collection terminals that send readings over MQTT-SN"},
 	"meter-sim":  {metersim.Main, "run simulated pulse meters feeding a terminal process"},
