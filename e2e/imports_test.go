@@ -60,7 +60,7 @@ func TestImportRules(t *testing.T) {
 		"github.com/flynn/noise":              {"noisehs"},
 		"github.com/tidwall/buntdb":           {"broker", "terminal", "handheld", "pda-bridge", "ops/internal/store"},
 	}
-	stdOnly := []string{"wire", "topic", "mqttsn", "cmdline", "idcheck", "demo", "dlt645", "serialtest", "regmap"}
+	stdOnly := []string{"wire", "topic", "mqttsn", "cmdline", "demo", "dlt645", "serialtest", "regmap"}
 	pkgs := listPackages(t)
 	if len(pkgs) < 10 {
 		t.Fatalf("go list found %d packages; is the module root right?", len(pkgs))

@@ -4,12 +4,15 @@
 //
 // Subscribes (QoS 1, persistent session, shared subscription group Config.Group, by default
 // topic.OpsUpShared):
-//   - pda-up (topic.PDAUp): a wire.Envelope tagged with the PDA's identifier (package
-//     idcheck) carrying a wire.Batch of records. Envelopes from unknown or revoked PDAs, with
-//     a bad tag or a bad batch are logged, counted and dropped; they never reach the store.
+//   - pda-hs-up (topic.PDAHandshakeUp): SECLINK/1 handshakes (internal/seclink, security.md):
+//     a PDA proves its SID and static key, and a new SID is negotiated each time.
+//   - pda-up (topic.PDAUp): SECLINK/1 DATA records carrying wire.Batch records. Records from
+//     unknown, locked or revoked PDAs, that do not open, that were seen before, or with a bad
+//     batch are logged, counted and dropped; they never reach the store.
 //
 // Publishes:
-//   - pda-down (topic.PDADown, QoS 1): the tagged wire.Ack of each batch, listing every record
+//   - pda-hs-down (topic.PDAHandshakeDown, QoS 1): handshake answers.
+//   - pda-down (topic.PDADown, QoS 1): the sealed wire.Ack of each batch, listing every record
 //     ops holds (new or already held) and the records it rejects (unknown terminal).
 //   - ops-readings (topic.OpsReadings, QoS 0): one wire.ReadingEvent per newly stored reading.
 //   - ops-status (topic.OpsStatus("ops"), QoS 1, retained): wire.Status "up" on every

@@ -33,7 +33,7 @@ pda-bridge's own client on that listener), pda (the pda-bridge upstream), ops, v
 		{LayerLocal, "Local (MQTT, handheld ↔ PDA local listener)",
 			"The handheld reaches ops only through its PDA."},
 		{LayerUpstream, "Upstream (MQTT, PDA ↔ ops through the ops broker)",
-			"Only tagged (later: sealed) envelopes travel here; the broker never needs the plaintext."},
+			"Only SECLINK/1 handshakes and sealed records travel here (security.md): the broker never sees plaintext, and a PDA may use only its own four topics."},
 		{LayerOps, "Ops events (MQTT, for dashboards)",
 			"Read-only to viewers. Watch them with `mosquitto_sub -h 127.0.0.1 -p 1883 -t 'meterlink/v1/ops/#' -v`."},
 	} {

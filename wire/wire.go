@@ -220,23 +220,6 @@ type Rejection struct {
 	Reason string    `json:"reason"`
 }
 
-// Envelope is a message between a PDA and ops, carrying a body of the named kind and the
-// tag that proves the sender holds the PDA's identifier.
-type Envelope struct {
-	V    int             `json:"v"`
-	PDA  PDAID           `json:"pda"`
-	Kind string          `json:"kind"` // "batch" (up) or "ack" (down)
-	ID   string          `json:"id"`
-	Body json.RawMessage `json:"body"`
-	Tag  []byte          `json:"tag"` // see package idcheck
-}
-
-// The envelope kinds.
-const (
-	EnvelopeBatch = "batch"
-	EnvelopeAck   = "ack"
-)
-
 // ErrVersion is returned when a payload carries a wire version this build does not read.
 var ErrVersion = errors.New("unsupported wire version")
 
