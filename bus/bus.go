@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -61,6 +62,8 @@ type Client struct {
 
 	ctx    context.Context // cancelled by Close; handlers run under it
 	cancel context.CancelFunc
+
+	connecting atomic.Bool // Connect is running; it subscribes itself
 
 	mu   sync.Mutex
 	subs map[string]sub // filter → subscription, restored on reconnect
@@ -123,7 +126,12 @@ func New(cfg Config) (*Client, error) {
 	// (re)connect; the default handler routes them by the filters already registered, so none
 	// is left unacknowledged.
 	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { c.dispatch(m) })
-	o.SetOnConnectHandler(func(mqtt.Client) { go c.resubscribe() })
+	o.SetOnConnectHandler(func(mqtt.Client) {
+		if c.connecting.Load() {
+			return // Connect subscribes before it returns
+		}
+		go c.resubscribe()
+	})
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		c.log.Warn("broker connection lost", "err", err)
 		if cfg.OnLost != nil {
@@ -136,7 +144,11 @@ func New(cfg Config) (*Client, error) {
 
 // Connect connects to the broker, waiting at most until ctx is done. After a first success
 // the client reconnects by itself.
+// The subscriptions registered with Subscribe are made before Connect returns, so a
+// message published to them afterwards is not missed.
 func (c *Client) Connect(ctx context.Context) error {
+	c.connecting.Store(true)
+	defer c.connecting.Store(false)
 	tok := c.c.Connect()
 	if err := wait(ctx, tok); err != nil {
 		return fmt.Errorf("connect to %s: %w", c.cfg.URL, classify(err))
@@ -144,6 +156,14 @@ func (c *Client) Connect(ctx context.Context) error {
 	// paho v1.5.1 reads some refusal codes as success (issue #789): trust only a live session.
 	if !c.c.IsConnectionOpen() {
 		return fmt.Errorf("connect to %s: %w", c.cfg.URL, ErrRefused)
+	}
+	if err := c.subscribeAll(ctx); err != nil {
+		// Connected, but a subscription failed (refused by the ACL, or timed out): it is
+		// made again on the next reconnect. An operator must see it.
+		c.log.Error("subscription failed", "err", err)
+	}
+	if c.cfg.OnConnect != nil {
+		c.cfg.OnConnect()
 	}
 	return nil
 }
@@ -261,19 +281,29 @@ func (c *Client) subscribe(ctx context.Context, filter string, qos byte, h Handl
 	return nil
 }
 
-func (c *Client) resubscribe() {
+// subscribeAll makes every registered subscription and returns the first failure.
+func (c *Client) subscribeAll(ctx context.Context) error {
 	c.mu.Lock()
 	subs := make(map[string]sub, len(c.subs))
 	for f, s := range c.subs {
 		subs[f] = s
 	}
 	c.mu.Unlock()
+	var first error
+	for f, s := range subs {
+		if err := c.subscribe(ctx, f, s.qos, s.h); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// resubscribe renews the subscriptions after paho reconnected by itself.
+func (c *Client) resubscribe() {
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	for f, s := range subs {
-		if err := c.subscribe(ctx, f, s.qos, s.h); err != nil {
-			c.log.Warn("resubscribe failed", "filter", f, "err", err)
-		}
+	if err := c.subscribeAll(ctx); err != nil {
+		c.log.Warn("resubscribe failed", "err", err)
 	}
 	if c.cfg.OnConnect != nil {
 		c.cfg.OnConnect()
