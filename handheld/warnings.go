@@ -92,15 +92,22 @@ func (w *warnings) checkRecord(r wire.Record) ([]wire.SiteWarning, error) {
 			add(wire.SiteWarning{Code: WarnPowerLoss, ERC: 14, Severity: "warning", Detail: "terminal lost power: " + r.Event.Detail})
 		}
 	case wire.KindReading:
-		for _, c := range r.Channels {
-			sws, err := w.checkChannel(r, c)
-			if err != nil {
-				return nil, err
+		// One transaction for every channel: one disk flush per record, not one per meter.
+		err := w.db.Update(func(tx *buntdb.Tx) error {
+			for _, c := range r.Channels {
+				sws, err := w.checkChannel(tx, r, c)
+				if err != nil {
+					return err
+				}
+				for _, sw := range sws {
+					sw.Channel, sw.Meter = c.Channel, c.Meter
+					add(sw)
+				}
 			}
-			for _, sw := range sws {
-				sw.Channel, sw.Meter = c.Channel, c.Meter
-				add(sw)
-			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, w.keepLocked(out)
@@ -121,17 +128,13 @@ func absDur(d time.Duration) time.Duration {
 }
 
 // checkChannel compares one channel's reading with the meter's previous one and remembers it.
-func (w *warnings) checkChannel(r wire.Record, c wire.ChannelReading) ([]wire.SiteWarning, error) {
+func (w *warnings) checkChannel(tx *buntdb.Tx, r wire.Record, c wire.ChannelReading) ([]wire.SiteWarning, error) {
 	key := prefixMeterState + string(c.Meter)
 	var st meterState
 	found := false
-	if err := w.db.View(func(tx *buntdb.Tx) error {
-		v, err := tx.Get(key)
-		if err == nil {
-			found = json.Unmarshal([]byte(v), &st) == nil
-		}
-		return nil
-	}); err != nil {
+	if v, err := tx.Get(key); err == nil {
+		found = json.Unmarshal([]byte(v), &st) == nil
+	} else if !errors.Is(err, buntdb.ErrNotFound) {
 		return nil, err
 	}
 	var out []wire.SiteWarning
@@ -166,10 +169,8 @@ func (w *warnings) checkChannel(r wire.Record, c wire.ChannelReading) ([]wire.Si
 		}
 	}
 	b, _ := json.Marshal(next)
-	return out, w.db.Update(func(tx *buntdb.Tx) error {
-		_, _, err := tx.Set(key, string(b), nil)
-		return err
-	})
+	_, _, err := tx.Set(key, string(b), nil)
+	return out, err
 }
 
 func pushRate(rs []float64, r float64) []float64 {
