@@ -53,6 +53,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		speed      = fs.Float64("speed", 60, "simulated seconds of consumption per real second")
 		tick       = fs.Duration("tick", time.Second, "how often pulses are sent and meters advance")
 		modbusAt   = fs.String("modbus-listen", "", "serve Modbus meters over TCP on host:port (empty: none)")
+		modbusRTU  = fs.String("modbus-rtu", "", "serve the Modbus meters over RTU on this serial device too (empty: none)")
 		modbusMtrs = fs.String("modbus-meters", "1:sdm120,2:ddsu666,3:dtsu666,4:dds238-2,5:sdm630", "Modbus meters, unit:map,...")
 		dltPort    = fs.String("dlt645-port", "", "serve DL/T 645-2007 meters on this serial device (empty: none)")
 		dltAddr    = fs.String("dlt645-addr", "000000000161", "address of the DL/T 645 meter on that line")
@@ -80,7 +81,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		errs = append(errs, fmt.Errorf("tick %v is below 10ms", *tick))
 	}
 	var modbus []*ModbusMeter
-	if *modbusAt != "" {
+	if *modbusAt != "" || *modbusRTU != "" {
 		for _, spec := range strings.Split(*modbusMtrs, ",") {
 			unit, name, ok := strings.Cut(strings.TrimSpace(spec), ":")
 			u, err := strconv.ParseUint(unit, 10, 8)
@@ -108,8 +109,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			dlt.SetFrequency(5000)
 		}
 	}
-	if *addr == "" && *modbusAt == "" && *dltPort == "" {
-		errs = append(errs, errors.New("nothing to simulate: set pulse-addr, modbus-listen or dlt645-port"))
+	if *addr == "" && *modbusAt == "" && *modbusRTU == "" && *dltPort == "" {
+		errs = append(errs, errors.New("nothing to simulate: set pulse-addr, modbus-listen, modbus-rtu or dlt645-port"))
 	}
 	errs = append(errs, lc.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -140,12 +141,23 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		if err != nil {
 			return err
 		}
-		srv, err := bus.ListenTCP(*modbusAt, log)
-		if err != nil {
-			return fmt.Errorf("modbus-listen %s: %w", *modbusAt, err)
+		if *modbusAt != "" {
+			srv, err := bus.ListenTCP(*modbusAt, log)
+			if err != nil {
+				return fmt.Errorf("modbus-listen %s: %w", *modbusAt, err)
+			}
+			defer srv.Close()
+			log.Info("modbus meters serving", "url", srv.URL(), "meters", *modbusMtrs)
 		}
-		defer srv.Close()
-		log.Info("modbus meters serving", "url", srv.URL(), "meters", *modbusMtrs)
+		if *modbusRTU != "" {
+			f, err := os.OpenFile(*modbusRTU, os.O_RDWR, 0)
+			if err != nil {
+				return fmt.Errorf("modbus-rtu: %w", err)
+			}
+			defer f.Close()
+			log.Info("modbus meters serving over rtu", "device", *modbusRTU, "meters", *modbusMtrs)
+			run("modbus rtu", func() error { return bus.ServeRTU(ctx, f) })
+		}
 		run("modbus load", func() error {
 			t := time.NewTicker(*tick)
 			defer t.Stop()
