@@ -118,6 +118,8 @@ func (a *API) routes() {
 	m.Handle("POST /api/v1/pdas", a.handle(a.postPDA))
 	m.Handle("POST /api/v1/pdas/{id}/revoke", a.handle(a.revokePDA))
 	m.Handle("GET /api/v1/audit", a.handle(a.getAudit))
+	m.Handle("GET /api/v1/jobs", a.handle(a.listJobs))
+	m.Handle("GET /api/v1/jobs/{id}", a.handle(a.getJob))
 	m.Handle("GET /metrics", http.HandlerFunc(a.getMetrics))
 	m.Handle("/", a.handle(a.noRoute))
 }
@@ -154,6 +156,21 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// limitParam reads the limit query parameter: DefaultLimit when absent; a bad value is
+// named in fe.
+func limitParam(r *http.Request, fe map[string]string) int {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return DefaultLimit
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxLimit {
+		fe["limit"] = fmt.Sprintf("%q: want a whole number in 1..%d", s, MaxLimit)
+		return DefaultLimit
+	}
+	return n
+}
+
 // Auditor keeps the audit log of changes made through the API.
 type Auditor interface {
 	Audit(e store.AuditEntry) error
@@ -185,13 +202,10 @@ func (a *API) getAudit(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return fmt.Errorf("audit log: %w", store.ErrNotFound)
 	}
-	limit := DefaultLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxLimit {
-			return &store.FieldError{Fields: map[string]string{"limit": fmt.Sprintf("want 1..%d", MaxLimit)}}
-		}
-		limit = n
+	fe := map[string]string{}
+	limit := limitParam(r, fe)
+	if len(fe) > 0 {
+		return &store.FieldError{Fields: fe}
 	}
 	es, err := au.AuditLog(limit)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -299,12 +298,8 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) error {
 	default:
 		fe["severity"] = fmt.Sprintf("%q: want info, warning or critical", q.Severity)
 	}
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit {
-			fe["limit"] = fmt.Sprintf("%q: want a whole number in 1..%d", s, MaxLimit)
-		}
-		q.Limit = n
+	if r.URL.Query().Has("limit") {
+		q.Limit = limitParam(r, fe)
 	}
 	if len(fe) > 0 {
 		return &store.FieldError{Fields: fe}

@@ -28,13 +28,7 @@ func readingsQuery(r *http.Request, withTime bool) (store.Query, string, error) 
 		District: wire.DistrictID(filterID(r, "district", fe)),
 		Limit:    DefaultLimit,
 	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit {
-			fe["limit"] = fmt.Sprintf("%q: want a whole number in 1..%d", s, MaxLimit)
-		}
-		q.Limit = n
-	}
+	q.Limit = limitParam(r, fe)
 	parseTime := func(name string) int64 {
 		s := v.Get(name)
 		if s == "" {
