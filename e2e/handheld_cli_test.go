@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meterlink/meterlink/handheld/hhcli"
+	"github.com/meterlink/meterlink/ops"
 	"github.com/meterlink/meterlink/wire"
 )
 
@@ -57,19 +58,20 @@ func TestHandheldCLI(t *testing.T) {
 	for _, id := range []string{"T0001", "T0002"} {
 		newTerm(t, id, gw, c.cfg.DataDir, nil).start()
 	}
-	startResponder(t, c, func(q wire.Query) (wire.Answer, bool) {
-		return wire.Answer{AsOfMS: time.Now().UnixMilli(), Customers: []wire.CustomerInfo{{
-			Account: "AT0001-01", Owner: "李娜", Payment: "postpaid", BalanceFen: -3000, Meters: []wire.MeterID{"T0001-01"},
-		}}}, true
-	})
+	// Ops answers queries through the PDA: meter T0001-01's customer is in arrears.
+	if err := c.ops.lab.Ops.Provision(context.Background(), ops.Dataset{Accounts: []ops.Account{{
+		ID: "AT0001-01", Owner: "李娜", Payment: ops.Postpaid, BalanceFen: -3000, Tariff: "zj-res-tiered",
+	}}}); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 20*time.Second, func() error {
 		var ts []wire.TerminalStatus
 		hhJSON(t, addr, &ts, "terminals")
 		if len(ts) != 2 || ts[0].State != "active" || ts[1].State != "active" {
 			return fmt.Errorf("terminals %+v, want T0001 and T0002 active", ts)
 		}
-		if !run.h.Outbox().PDAConnected {
-			return fmt.Errorf("no PDA link yet")
+		if !run.h.Outbox().PDAConnected || c.pda.lab.Bridge.Stats().Sessions == 0 {
+			return fmt.Errorf("no PDA link or no session with ops yet")
 		}
 		return nil
 	})

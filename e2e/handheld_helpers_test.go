@@ -6,17 +6,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/meterlink/meterlink/bus"
 	"github.com/meterlink/meterlink/demo"
 	"github.com/meterlink/meterlink/handheld"
 	"github.com/meterlink/meterlink/lab"
 	"github.com/meterlink/meterlink/terminal"
-	"github.com/meterlink/meterlink/topic"
 	"github.com/meterlink/meterlink/wire"
 )
 
@@ -202,63 +199,4 @@ func (s switchRadio) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, addr, err
 		}
 	}
-}
-
-// responder plays ops' query answering on the PDA's local listener, as the bridge will relay
-// it: it subscribes to the handheld's queries and answers with answer(q), or not at all when
-// answer returns false.
-type responder struct {
-	c  *bus.Client
-	mu sync.Mutex
-	on bool
-}
-
-func startResponder(t *testing.T, c *hhChain, answer func(wire.Query) (wire.Answer, bool)) *responder {
-	t.Helper()
-	cl, err := bus.New(bus.Config{
-		URL: "tcp://" + c.cfg.PDAAddr, ClientID: "test-ops-responder", Username: c.cfg.PDAID + "-bridge",
-		Password: func() string { return c.secrets.BridgeKey }, CleanSession: true, Logger: testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &responder{c: cl, on: true}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.Subscribe(ctx, topic.HHQuery(c.cfg.HandheldID), 1, func(ctx context.Context, m bus.Message) error {
-		var q wire.Query
-		if err := json.Unmarshal(m.Payload, &q); err != nil {
-			t.Errorf("query %s: %v", m.Payload, err)
-			return nil
-		}
-		r.mu.Lock()
-		on := r.on
-		r.mu.Unlock()
-		a, ok := answer(q)
-		if !on || !ok {
-			return nil
-		}
-		a.V, a.ID = wire.Version, q.ID
-		b, _ := json.Marshal(a)
-		// Not from inside the handler: paho delivers the PUBACK on the goroutine running it.
-		go func() {
-			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = cl.Publish(pctx, topic.HHAnswer(string(q.Handheld)), 1, false, b) // a lost answer shows as offline
-		}()
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	return r
-}
-
-func (r *responder) set(on bool) {
-	r.mu.Lock()
-	r.on = on
-	r.mu.Unlock()
 }

@@ -14,7 +14,17 @@ import (
 // pda-bridge and ops both use them, so they live here.
 const (
 	KindBatch   Kind = 0x40 // PDA → ops: a wire.Batch (JSON)
-	KindWireAck Kind = 0x41 // ops → PDA: a wire.Ack (JSON), the end-to-end acknowledgement of a batch
+	KindWireAck Kind = 0x41 // ops → PDA: a wire.Ack (JSON), the end-to-end acknowledgement of a batch or of job events
+	// KindQuery carries a handheld's real-time wire.Query (JSON), PDA → ops. It is never
+	// stored or resent by the PDA: a query is useless after its deadline.
+	KindQuery Kind = 0x42
+	// KindAnswer carries ops' wire.Answer (JSON) to a KindQuery, ops → PDA.
+	KindAnswer Kind = 0x43
+	// KindJobEvents carries a handheld's wire.JobEvents (JSON), PDA → ops; held in the PDA's
+	// outbox like a batch until ops' KindWireAck with its id comes back.
+	KindJobEvents Kind = 0x44
+	// KindGroups carries a wire.Groups (JSON) for one handheld, ops → PDA.
+	KindGroups Kind = 0x45
 )
 
 // pdaText is the text encoding of a 16-byte pda_id after its "P" prefix

@@ -114,7 +114,10 @@ const outQueue = 4096
 // a batch (noisehs.KindBatch carrying a wire.Batch) is applied in one store transaction, and
 // its wire.Ack is sealed and queued for topic.PDADown, with one wire.ReadingEvent per stored
 // reading for topic.OpsReadings. A batch whose msg_id was answered before is answered again,
-// never applied again. Bad input is logged, counted and dropped with a nil error (acknowledge
+// never applied again. Job events (KindJobEvents) are stored and acknowledged the same way,
+// each job they change published on topic.OpsJobs; a query (KindQuery) is answered with
+// KindAnswer. The first uplink from a handheld in an hour also pushes it its groups
+// (KindGroups, jobs.go). Bad input is logged, counted and dropped with a nil error (acknowledge
 // it: redelivery cannot help); it never changes the store. An error means the store failed and
 // the message must stay unacknowledged so that the broker delivers it again.
 func (o *Ops) HandleUp(ctx context.Context, t string, payload []byte) error {
@@ -151,6 +154,10 @@ func (o *Ops) handleUp(ctx context.Context, t string, payload []byte) error {
 		return nil
 	case noisehs.KindBatch:
 		return o.handleBatch(ctx, t, pdaID, rec)
+	case noisehs.KindQuery:
+		return o.handleQuery(ctx, pdaID, rec)
+	case noisehs.KindJobEvents:
+		return o.handleJobEvents(pdaID, rec)
 	}
 	return drop(dropKind, "record kind %#02x", byte(rec.Kind))
 }
@@ -217,6 +224,7 @@ func (o *Ops) handleBatch(ctx context.Context, t, pdaID string, rec noisehs.Reco
 		o.log.Warn("msg_id not remembered", "pda", pdaID, "err", err) // records stay de-duplicated by (terminal, seq)
 	}
 	o.reply(pdaID, noisehs.KindWireAck, ack, "ack")
+	o.maybePushGroups(pdaID, b.Handheld)
 	return nil
 }
 

@@ -91,6 +91,7 @@ type Ops struct {
 	vee    *vee.Validator
 	query  *query.Responder
 	sec    *seclink.Link // the SECLINK/1 endpoint (seclink.go)
+	relay  relay         // groups pushed to handhelds (jobs.go)
 
 	out       chan outMsg // ingest's publications, drained by Run's publisher
 	connected atomic.Bool

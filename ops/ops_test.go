@@ -205,6 +205,10 @@ func TestThroughBroker(t *testing.T) {
 	if len(ack.Records) != 2 || ack.ID != "H01-9" {
 		t.Errorf("ack = %+v, want both records of H01-9", ack)
 	}
+	// The handheld's first upload also brings it its groups (jobs.go).
+	if m := next(acks, "groups"); sp.open(m.Topic, m.Payload).Kind != noisehs.KindGroups {
+		t.Error("no groups pushed after the handheld's first batch")
+	}
 	for seq := uint64(1); seq <= 2; seq++ {
 		var ev wire.ReadingEvent
 		m := next(events, "reading event")

@@ -1,15 +1,17 @@
-// Package pdabridge is the PDA's security unit and link: it takes record batches from the
-// handhelds bound to it on its local listener, keeps them in a buntdb outbox, and sends them to
-// ops through the untrusted ops broker over SECLINK/1 (security.md, package noisehs): a Noise
-// IKpsk2 handshake keyed by the PDA's security identifier (SID) and its static key S_pda,
-// sealed DATA records with counters and a replay window, and automatic SID rotation with one
-// pending slot. It relays ops' end-to-end acknowledgements back to the handheld. Records of a
-// handheld that is not bound to this PDA never leave it; nothing from ops is accepted unless it
-// opens under a session's keys.
+// Package pdabridge is the PDA's security unit and link: it takes record batches and job
+// events from the handhelds bound to it on its local listener, keeps them in a buntdb outbox,
+// and sends them to ops through the untrusted ops broker over SECLINK/1 (security.md, package
+// noisehs): a Noise IKpsk2 handshake keyed by the PDA's security identifier (SID) and its
+// static key S_pda, sealed DATA records with counters and a replay window, and automatic SID
+// rotation with one pending slot. It relays ops' end-to-end acknowledgements back to the
+// handheld. It relays a handheld's real-time queries at once, never storing them, and ops'
+// answers and groups back (relay.go). Records of a handheld that is not bound to this PDA
+// never leave it; nothing from ops is accepted unless it opens under a session's keys.
 //
-// Topics (package topic): on the local listener it subscribes to hh-records and publishes
-// hh-ack; upstream it publishes pda-hs-up (HS_INIT) and pda-up (DATA: CONFIRM, then batches),
-// and subscribes to pda-hs-down (HS_RESP) and pda-down (DATA: COMMIT, acknowledgements). Its
+// Topics (package topic): on the local listener it subscribes to hh-records, hh-jobs and
+// hh-query and publishes hh-ack, hh-answer and hh-groups; upstream it publishes pda-hs-up
+// (HS_INIT) and pda-up (DATA: CONFIRM, then batches, job events and queries), and subscribes
+// to pda-hs-down (HS_RESP) and pda-down (DATA: COMMIT, acknowledgements, answers, groups). Its
 // broker password derives from the SID it would use next (§11) and is computed on every
 // reconnect. Stores (one buntdb file, fsync on every write): the outbox and the security
 // unit's state (S_pda, cur and pending SIDs, hs_counter), saved before anything that depends
@@ -46,6 +48,7 @@ type Bridge struct {
 	mu       sync.Mutex
 	link     link                 // SECLINK/1 handshake and sessions (link.go)
 	inflight map[string]time.Time // batch id → sent upstream
+	queries  map[string]query     // query id → the handheld that asked, until its deadline (relay.go)
 	stats    Stats
 
 	closeOnce sync.Once
@@ -57,11 +60,15 @@ const maxPacket = 64 << 10
 
 // Stats counts what the bridge did since it started.
 type Stats struct {
-	Accepted   int // batches taken from bound handhelds
-	Unbound    int // batches dropped: handheld not bound to this PDA
-	Malformed  int // batches dropped: not a valid wire.Batch
+	Accepted   int // batches (of records or job events) taken from bound handhelds
+	Unbound    int // batches and queries dropped: handheld not bound to this PDA
+	Malformed  int // batches and queries dropped: not valid, or for another handheld than the topic's
 	Forwarded  int // sealed batch records sent upstream
 	Acked      int // batches ops acknowledged
+	Queries    int // queries sealed and sent upstream
+	Offline    int // queries dropped: no session to send them on, or too many waiting
+	Relayed    int // answers and groups relayed to handhelds
+	Unroutable int // records from ops dropped: unknown kind, unknown query, or handheld not bound
 	Dropped    int // frames from upstream dropped: no handshake or session for them, or they did not open
 	Handshakes int // HS_INITs sent
 	Sessions   int // handshakes completed
@@ -85,7 +92,7 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, log: log, pda: noisehs.PDAIDFromText(cfg.ID), unit: u, box: box,
-		kick: make(chan struct{}, 1), inflight: map[string]time.Time{}}
+		kick: make(chan struct{}, 1), inflight: map[string]time.Time{}, queries: map[string]query{}}
 	b.local, err = bus.New(bus.Config{
 		URL: cfg.LocalURL, ClientID: cfg.ID + "-bridge", Username: cfg.ID + "-bridge",
 		Password: func() string { return cfg.LocalPassword }, Logger: log,
@@ -139,6 +146,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// sessions find their handlers at once.
 	if err := b.local.Subscribe(ctx, topic.HHRecordsAll, 1, b.onRecords); err != nil {
 		return fmt.Errorf("subscribe to handheld records: %w", err)
+	}
+	if err := b.local.Subscribe(ctx, topic.HHJobsAll, 1, b.onJobs); err != nil {
+		return fmt.Errorf("subscribe to handheld job events: %w", err)
+	}
+	if err := b.local.Subscribe(ctx, topic.HHQueryAll, 1, b.onQuery); err != nil {
+		return fmt.Errorf("subscribe to handheld queries: %w", err)
 	}
 	if err := b.up.Subscribe(ctx, topic.PDAHandshakeDown(b.cfg.ID), 1, b.onHSDown); err != nil {
 		return fmt.Errorf("subscribe to ops handshakes: %w", err)
@@ -217,7 +230,7 @@ func (b *Bridge) onRecords(_ context.Context, m bus.Message) error {
 	if err != nil {
 		return fmt.Errorf("msg_id for batch %s: %w", batch.ID, err)
 	}
-	if err := b.box.put(entry{ID: batch.ID, Handheld: hh, Body: m.Payload, MsgID: msgID}); err != nil {
+	if err := b.box.put(entry{ID: batch.ID, Handheld: hh, Kind: noisehs.KindBatch, Body: m.Payload, MsgID: msgID}); err != nil {
 		return fmt.Errorf("store batch %s: %w", batch.ID, err) // unacknowledged: redelivered
 	}
 	b.count(func(s *Stats) { s.Accepted++ })
@@ -231,7 +244,7 @@ func (b *Bridge) count(f func(*Stats)) {
 	b.mu.Unlock()
 }
 
-// forward seals and sends every held batch that is not in flight, on the newest session, at
+// forward seals and sends every held batch (records or job events) that is not in flight, on the newest session, at
 // send time (never in advance, §7.2). Without a session it waits for the handshake.
 func (b *Bridge) forward(ctx context.Context) {
 	for b.up.IsConnected() {
@@ -255,7 +268,7 @@ func (b *Bridge) forward(ctx context.Context) {
 		}
 		t := topic.PDAUp(b.cfg.ID)
 		for _, e := range batches {
-			frame, err := s.Seal(t, noisehs.Record{Kind: noisehs.KindBatch, MsgID: e.MsgID, Body: e.Body})
+			frame, err := s.Seal(t, noisehs.Record{Kind: e.kind(), MsgID: e.MsgID, Body: e.Body})
 			if err == nil && len(frame)+len(t)+16 > maxPacket {
 				err = fmt.Errorf("sealed record of %d bytes: over the broker's packet limit", len(frame))
 			}
@@ -282,7 +295,8 @@ func (b *Bridge) forward(ctx context.Context) {
 }
 
 // onDown handles ops' sealed records: COMMIT confirms the session, REKEY_NOW asks for a
-// handshake, and an acknowledgement deletes its batch and is relayed to the handheld.
+// handshake, an acknowledgement deletes its batch and is relayed to the handheld, and an
+// answer or groups go to their handheld (relay.go).
 func (b *Bridge) onDown(ctx context.Context, m bus.Message) error {
 	rec, ok := b.openDown(m)
 	if !ok {
@@ -294,9 +308,13 @@ func (b *Bridge) onDown(ctx context.Context, m bus.Message) error {
 	case noisehs.KindRekeyNow:
 		b.wantHandshake()
 		return nil
+	case noisehs.KindAnswer:
+		return b.onAnswer(ctx, rec)
+	case noisehs.KindGroups:
+		return b.onGroups(ctx, rec)
 	case noisehs.KindWireAck:
 	default:
-		b.log.Warn("downlink dropped", "topic", m.Topic, "kind", byte(rec.Kind), "err", "unsupported kind")
+		b.unroutable("unsupported kind", "kind", byte(rec.Kind))
 		return nil
 	}
 	var ack wire.Ack
@@ -309,7 +327,7 @@ func (b *Bridge) onDown(ctx context.Context, m bus.Message) error {
 		hh = e.Handheld
 	}
 	if !slices.Contains(b.cfg.Handhelds, hh) {
-		b.log.Warn("acknowledgement for an unknown handheld", "batch_id", ack.ID, "handheld_id", hh)
+		b.unroutable("acknowledgement for a handheld not bound to this pda", "batch_id", ack.ID, "handheld_id", hh)
 		return nil
 	}
 	// Relay first: if the relay fails the batch stays held, and ops acknowledges it again.

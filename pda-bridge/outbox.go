@@ -6,9 +6,12 @@ import (
 	"fmt"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/meterlink/meterlink/noisehs"
 )
 
-// outbox holds batches accepted from handhelds until ops acknowledges them. A batch is stored
+// outbox holds batches (of records or of job events) accepted from handhelds until ops
+// acknowledges them. A batch is stored
 // (with fsync) before the handheld's PUBLISH is acknowledged, keyed by its id, so a handheld
 // that sends it again adds nothing. Each batch gets its record msg_id (UUIDv7) when first
 // stored and keeps it through every resend, so ops answers a repeat without applying it again
@@ -17,12 +20,22 @@ type outbox struct {
 	db *buntdb.DB
 }
 
-// entry is one held batch.
+// entry is one held batch: records (a wire.Batch) or job events (a wire.JobEvents). Both
+// share one key space by id; handhelds name them apart ("H01-7", "H01-jev-batch-7").
 type entry struct {
 	ID       string          `json:"id"`
 	Handheld string          `json:"handheld"`
-	Body     json.RawMessage `json:"body"`   // the wire.Batch as received
-	MsgID    [16]byte        `json:"msg_id"` // the sealed record's msg_id
+	Kind     noisehs.Kind    `json:"kind,omitempty"` // the record kind it is sealed as; 0 (entries stored before kinds) is noisehs.KindBatch
+	Body     json.RawMessage `json:"body"`           // the wire.Batch or wire.JobEvents as received
+	MsgID    [16]byte        `json:"msg_id"`         // the sealed record's msg_id
+}
+
+// kind returns the record kind to seal the entry as.
+func (e entry) kind() noisehs.Kind {
+	if e.Kind == 0 {
+		return noisehs.KindBatch
+	}
+	return e.Kind
 }
 
 const prefixBatch = "batch:"

@@ -154,5 +154,11 @@ func OpsAlerts(district string) string { return "meterlink/v1/ops/alerts/" + dis
 // OpsAlertsAll is the filter a dashboard uses for every alert.
 const OpsAlertsAll = "meterlink/v1/ops/alerts/#"
 
+// OpsJobs is meterlink/v1/ops/jobs/{job}.
+func OpsJobs(job string) string { return "meterlink/v1/ops/jobs/" + job }
+
+// OpsJobsAll is the filter a dashboard uses for every job change.
+const OpsJobsAll = "meterlink/v1/ops/jobs/+"
+
 // OpsStatus is meterlink/v1/ops/status/{part}.
 func OpsStatus(part string) string { return "meterlink/v1/ops/status/" + part }

@@ -168,15 +168,15 @@ var registry = []Spec{
 	{
 		Name: "pda-up", Pattern: "meterlink/v1/pda/{pda}/up", Layer: LayerUpstream,
 		Publisher: RolePDA, Subscribers: []Role{RoleOps}, QoS: 1,
-		Payload: "SECLINK/1 DATA record (binary, security.md §6) sealed under the session's k_up: CONFIRM, or a wire.Batch (JSON) as application kind 0x40",
+		Payload: "SECLINK/1 DATA record (binary, security.md §6) sealed under the session's k_up: CONFIRM, or as application kinds a wire.Batch (0x40), wire.Query (0x42) or wire.JobEvents (0x44), JSON",
 		Doc:     "Records from the field, sealed; ops drops any record that does not open under a live session of this PDA, or that it has seen.",
 		Example: "01 03 01 01 <receiver_idx 4> <counter 8> <ciphertext+tag>",
 	},
 	{
 		Name: "pda-down", Pattern: "meterlink/v1/pda/{pda}/down", Layer: LayerUpstream,
 		Publisher: RoleOps, Subscribers: []Role{RolePDA}, QoS: 1,
-		Payload: "SECLINK/1 DATA record sealed under k_down: COMMIT, REKEY_NOW, or a wire.Ack (JSON) as application kind 0x41",
-		Doc:     "Acknowledgements (and later commands and answers) from ops to one PDA, sealed.",
+		Payload: "SECLINK/1 DATA record sealed under k_down: COMMIT, REKEY_NOW, or as application kinds a wire.Ack (0x41), wire.Answer (0x43) or wire.Groups (0x45), JSON",
+		Doc:     "Acknowledgements, query answers and handheld groups from ops to one PDA, sealed.",
 		Example: "01 03 01 01 <receiver_idx 4> <counter 8> <ciphertext+tag>",
 	},
 	{
@@ -192,6 +192,13 @@ var registry = []Spec{
 		Payload: "alert (JSON): ops' store.Alert with the wire version v",
 		Doc:     "A validation or prepaid-balance finding (reverse running, spike, zero consumption, clock drift, seq gap, terminal event, low balance), once per finding.",
 		Example: `{"v":1,"id":"reverse_running-1f2e3d4c5b6a79880716","code":"reverse_running","severity":"critical","district":"D01","terminal":"T0001","meter":"M000101","seq":42,"ts_ms":1700000000000,"raised_ms":1700000000500,"detail":"reading 999.000 kWh is below the previous 1001.000 kWh (ERC27); not billed","value_wh":999000}`,
+	},
+	{
+		Name: "ops-jobs", Pattern: "meterlink/v1/ops/jobs/{job}", Layer: LayerOps,
+		Publisher: RoleOps, Subscribers: []Role{RoleViewer}, QoS: 1,
+		Payload: "job (JSON): ops' store.Job with the wire version v",
+		Doc:     "A handheld batch job as ops holds it (latest state and per-terminal results), once per change that job events brought.",
+		Example: `{"v":1,"id":"J20261101-083000-1","handheld":"H01","op":"set_freeze","group":"D01","state":"done","progress":{"total":1,"pending":0,"sent":0,"acked":1,"failed":0},"terminals":[{"terminal":"T0001","state":"acked","code":0,"result":{"at":"06:30"},"ts_ms":1700000000000}],"events":2,"updated_ms":1700000000500}`,
 	},
 	{
 		Name: "ops-status", Pattern: "meterlink/v1/ops/status/{part}", Layer: LayerOps,

@@ -55,6 +55,7 @@ func TestBuildersMatchPatterns(t *testing.T) {
 		"pda-hs-up": PDAHandshakeUp("P1"), "pda-hs-down": PDAHandshakeDown("P1"),
 		"pda-up": PDAUp("P1"), "pda-down": PDADown("P1"),
 		"ops-readings": OpsReadings("D1", "T1"), "ops-status": OpsStatus("ops"), "ops-alerts": OpsAlerts("D1"),
+		"ops-jobs": OpsJobs("J1"),
 	}
 	for _, s := range All() {
 		got, ok := built[s.Name]
