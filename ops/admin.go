@@ -40,7 +40,14 @@ func Admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	to := fs.String("to", "", "bill: day after the last, YYYY-MM-DD")
 	district := fs.String("district", "", "alerts: only this district")
 	meter := fs.String("meter", "", "alerts: only this meter")
-	if err := cmdline.Parse(fs, args[1:], getenv); err != nil {
+	// Flags may come before or after the task's arguments (pda list -api URL).
+	var rest []string
+	err := cmdline.Parse(fs, args[1:], getenv)
+	for err == nil && fs.NArg() > 0 {
+		rest = append(rest, fs.Arg(0))
+		err = fs.Parse(fs.Args()[1:])
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -50,7 +57,6 @@ func Admin(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("api %q: want http://host:port", *api)
 	}
 	c := &adminClient{base: strings.TrimSuffix(*api, "/"), out: stdout, http: &http.Client{Timeout: 30 * time.Second}}
-	rest := fs.Args()
 	switch verb {
 	case "provision":
 		if len(rest) != 1 {

@@ -42,7 +42,7 @@ func TestAdminTasksThroughTheAPI(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"sid"`) {
 		t.Fatalf("pda add: %v\n%s", err, out)
 	}
-	if out, err := run("pda", "list"); err != nil || !strings.Contains(out, "P09") || strings.Contains(out, `"sid"`) {
+	if out, err := run("pda", "list", "-api", env("METERLINK_API")); err != nil || !strings.Contains(out, "P09") || strings.Contains(out, `"sid"`) {
 		t.Errorf("pda list: %v\n%s (want P09, never the SID)", err, out)
 	}
 
