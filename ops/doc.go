@@ -6,14 +6,18 @@
 // topic.OpsUpShared):
 //   - pda-hs-up (topic.PDAHandshakeUp): SECLINK/1 handshakes (internal/seclink, security.md):
 //     a PDA proves its SID and static key, and a new SID is negotiated each time.
-//   - pda-up (topic.PDAUp): SECLINK/1 DATA records carrying wire.Batch records. Records from
-//     unknown, locked or revoked PDAs, that do not open, that were seen before, or with a bad
-//     batch are logged, counted and dropped; they never reach the store.
+//   - pda-up (topic.PDAUp): SECLINK/1 DATA records carrying a handheld's wire.Batch of records,
+//     its wire.JobEvents (batch job results) or a wire.Query (the real-time customer query).
+//     Records from unknown, locked or revoked PDAs, that do not open, that were seen before,
+//     or with a bad payload are logged, counted and dropped; they never reach the store.
 //
 // Publishes:
 //   - pda-hs-down (topic.PDAHandshakeDown, QoS 1): handshake answers.
 //   - pda-down (topic.PDADown, QoS 1): the sealed wire.Ack of each batch, listing every record
-//     ops holds (new or already held) and the records it rejects (unknown terminal).
+//     ops holds (new or already held) and the records it rejects (unknown terminal); the
+//     wire.Answer to each query, within its deadline; and wire.Groups (the districts with their
+//     terminals and meters) for each handheld it hears from, at most hourly.
+//   - ops-jobs (topic.OpsJobs(job), QoS 1): a job's state as its results arrive, for dashboards.
 //   - ops-readings (topic.OpsReadings, QoS 0): one wire.ReadingEvent per newly stored reading.
 //   - ops-status (topic.OpsStatus("ops"), QoS 1, retained): wire.Status "up" on every
 //     connect, "down" on a clean stop.
