@@ -154,8 +154,14 @@ func (p *rawPDA) handshake(static noisehs.Keypair, opsPub [32]byte, psk noisehs.
 	}
 	p.publish(topic.PDAHandshakeUp(p.id), i.HSInit())
 	deadline := time.After(wait)
+	// Like a real PDA (HANDSHAKE_RETRY), send the same HS_INIT again while no answer comes:
+	// ops answers a repeat from its cache (security.md §4.1 rule 2).
+	retry := time.NewTicker(3 * time.Second)
+	defer retry.Stop()
 	for {
 		select {
+		case <-retry.C:
+			p.publish(topic.PDAHandshakeUp(p.id), i.HSInit())
 		case f := <-p.hs:
 			est, err := i.ReadHSResp(f)
 			if err != nil {
@@ -455,7 +461,7 @@ func TestEvilBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	static2, _ := noisehs.GenerateKeypair(nil)
-	s2, cand2 := p2.handshake(static2, opsPub, sid0, 1, 10*time.Second)
+	s2, cand2 := p2.handshake(static2, opsPub, sid0, 1, 20*time.Second)
 	if s2 == nil {
 		t.Fatal("P02 got no session")
 	}
