@@ -435,27 +435,7 @@ func TestEvilBroker(t *testing.T) {
 	}
 
 	// A second PDA, provisioned through the API, run by hand.
-	body := bytes.NewBufferString(`{"id":"P02"}`)
-	resp, err := http.Post("http://"+httpAddr+"/api/v1/pdas", "application/json", body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var prov struct {
-		SID          string `json:"sid"`
-		OpsKey       int    `json:"opskey"`
-		OpsPublicKey string `json:"ops_public_key"`
-	}
-	json.NewDecoder(resp.Body).Decode(&prov)
-	resp.Body.Close()
-	var sid0 noisehs.SID
-	k, _ := hex.DecodeString(prov.SID)
-	copy(sid0.Key[:], k)
-	var opsPub [32]byte
-	k, _ = hex.DecodeString(prov.OpsPublicKey)
-	copy(opsPub[:], k)
-	if resp.StatusCode != http.StatusCreated || prov.OpsKey != 1 || len(k) != 32 {
-		t.Fatalf("POST pdas: %s %+v", resp.Status, prov)
-	}
+	sid0, opsPub := provisionPDA(t, httpAddr, "P02")
 	p2, err := newRawPDA(t, addr, "P02", sid0.BrokerPassword(noisehs.PDAIDFromText("P02")))
 	if err != nil {
 		t.Fatal(err)
