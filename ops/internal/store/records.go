@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -80,18 +79,53 @@ func recordKey(t wire.TerminalID, seq uint64) string {
 	return pfxRecord + string(t) + ":" + num(seq)
 }
 
-func meterKey(r Reading) string {
-	return fmt.Sprintf("%s%s:%s:%s:%s:%02d", pfxMeterRd, r.Meter, num(uint64(r.TimeMS)), r.Terminal, num(r.Seq), r.Channel)
+func meterKey(r Reading) string { return string(appendMeterKey(nil, &r)) }
+
+// appendMeterKey appends rm:{meter}:{ts}:{terminal}:{seq}:{ch}.
+func appendMeterKey(b []byte, r *Reading) []byte {
+	b = append(append(append(b, pfxMeterRd...), r.Meter...), ':')
+	b = append(appendNum(b, uint64(r.TimeMS)), ':')
+	b = append(append(b, r.Terminal...), ':')
+	b = append(appendNum(b, r.Seq), ':')
+	return appendChannel(b, r.Channel)
+}
+
+// indexKind names the three time indexes of a record.
+type indexKind int
+
+const (
+	indexTerminal indexKind = iota // rt:
+	indexDistrict                  // rd:
+	indexTime                      // rg:
+	indexKinds
+)
+
+// appendIndexKey appends the key of one of a record's time indexes.
+func appendIndexKey(b []byte, h *Held, k indexKind) []byte {
+	r := &h.Record
+	switch k {
+	case indexTerminal:
+		b = append(append(append(b, pfxTermTime...), r.Terminal...), ':')
+		b = append(appendNum(b, uint64(r.TimeMS)), ':')
+	case indexDistrict:
+		b = append(append(append(b, pfxDistTime...), h.District...), ':')
+		b = append(appendNum(b, uint64(r.TimeMS)), ':')
+		b = append(append(b, r.Terminal...), ':')
+	default:
+		b = append(appendNum(append(b, pfxTime...), uint64(r.TimeMS)), ':')
+		b = append(append(b, r.Terminal...), ':')
+	}
+	return appendNum(b, r.Seq)
 }
 
 func indexKeys(h Held) []string {
-	r := h.Record
-	ts, seq := num(uint64(r.TimeMS)), num(r.Seq)
-	return []string{
-		pfxTermTime + string(r.Terminal) + ":" + ts + ":" + seq,
-		pfxDistTime + string(h.District) + ":" + ts + ":" + string(r.Terminal) + ":" + seq,
-		pfxTime + ts + ":" + string(r.Terminal) + ":" + seq,
+	keys := make([]string, indexKinds)
+	var b []byte
+	for k := range indexKinds {
+		b = appendIndexKey(b[:0], &h, k)
+		keys[k] = string(b)
 	}
+	return keys
 }
 
 // Apply stores the records of one batch in one transaction, each (terminal, seq) once: a
@@ -109,6 +143,7 @@ func (s *DB) Apply(recs []wire.Record, notBeforeMS, nowMS int64) (Applied, error
 	var a Applied
 	err := s.db.Update(func(tx *buntdb.Tx) error {
 		a = Applied{}
+		w := applier{tx: tx, latest: map[wire.MeterID]*latest{}}
 		seen := map[wire.RecordKey]bool{} // held by this batch
 		terminals := map[wire.TerminalID]*Terminal{}
 		for _, r := range recs {
@@ -117,7 +152,8 @@ func (s *DB) Apply(recs []wire.Record, notBeforeMS, nowMS int64) (Applied, error
 				a.Duplicates++
 				continue
 			}
-			held, err := exists(tx, recordKey(r.Terminal, r.Seq))
+			rk := recordKey(r.Terminal, r.Seq)
+			held, err := exists(tx, rk)
 			if err != nil {
 				return err
 			}
@@ -151,12 +187,12 @@ func (s *DB) Apply(recs []wire.Record, notBeforeMS, nowMS int64) (Applied, error
 				continue
 			}
 			h := Held{Record: r, District: t.District, ReceivedMS: nowMS}
-			if err := s.store(tx, h); err != nil {
+			if err := w.store(rk, &h); err != nil {
 				return err
 			}
 			a.Stored = append(a.Stored, h)
 		}
-		return nil
+		return w.flushLatest()
 	})
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply %d records: %w", len(recs), err)
@@ -164,28 +200,90 @@ func (s *DB) Apply(recs []wire.Record, notBeforeMS, nowMS int64) (Applied, error
 	return a, nil
 }
 
-func (s *DB) store(tx *buntdb.Tx, h Held) error {
-	if err := set(tx, recordKey(h.Record.Terminal, h.Record.Seq), h); err != nil {
+// applier writes the records of one Apply transaction. It keeps each meter's latest reading
+// in memory while the batch is stored and writes each l:{meter} once at the end, so a meter
+// read several times in a batch costs one read and one write of its latest row.
+type applier struct {
+	tx     *buntdb.Tx
+	buf    []byte
+	latest map[wire.MeterID]*latest
+	order  []wire.MeterID // of latest, for a deterministic write order
+}
+
+type latest struct {
+	rd    Reading
+	dirty bool // rd is newer than the stored row
+}
+
+func (w *applier) set(key string, val []byte) error {
+	if _, _, err := w.tx.Set(key, string(val), nil); err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
+}
+
+// store writes a new record (its key is rk) with its indexes and meter readings.
+func (w *applier) store(rk string, h *Held) error {
+	var err error
+	if w.buf, err = appendHeld(w.buf[:0], h); err != nil {
+		return fmt.Errorf("encode %s: %w", rk, err)
+	}
+	if err := w.set(rk, w.buf); err != nil {
 		return err
 	}
-	for _, k := range indexKeys(h) {
-		if _, _, err := tx.Set(k, "", nil); err != nil {
-			return fmt.Errorf("set %s: %w", k, err)
+	for k := range indexKinds {
+		w.buf = appendIndexKey(w.buf[:0], h, k)
+		if _, _, err := w.tx.Set(string(w.buf), "", nil); err != nil {
+			return fmt.Errorf("set %s: %w", w.buf, err)
 		}
 	}
 	for _, rd := range h.readings() {
-		if err := set(tx, meterKey(rd), rd); err != nil {
+		w.buf = appendMeterKey(w.buf[:0], &rd)
+		key := string(w.buf)
+		if err := w.set(key, appendReading(w.buf[:0], &rd)); err != nil {
 			return err
 		}
-		var last Reading
-		ok, err := get(tx, pfxLatest+string(rd.Meter), &last)
+		if err := w.offerLatest(rd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// offerLatest makes rd its meter's latest reading if it is newer than the latest so far.
+func (w *applier) offerLatest(rd Reading) error {
+	l, ok := w.latest[rd.Meter]
+	if !ok {
+		l = &latest{}
+		found, err := get(w.tx, pfxLatest+string(rd.Meter), &l.rd)
 		if err != nil {
 			return err
 		}
-		if !ok || rd.newer(last) {
-			if err := set(tx, pfxLatest+string(rd.Meter), rd); err != nil {
-				return err
-			}
+		l.dirty = !found
+		if !found {
+			l.rd = rd
+		}
+		w.latest[rd.Meter] = l
+		w.order = append(w.order, rd.Meter)
+		if !found {
+			return nil
+		}
+	}
+	if rd.newer(l.rd) {
+		l.rd, l.dirty = rd, true
+	}
+	return nil
+}
+
+// flushLatest writes the latest readings that changed.
+func (w *applier) flushLatest() error {
+	for _, m := range w.order {
+		l := w.latest[m]
+		if !l.dirty {
+			continue
+		}
+		if err := w.set(pfxLatest+string(m), appendReading(w.buf[:0], &l.rd)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -230,7 +328,7 @@ func (s *DB) Readings(q Query) ([]Reading, error) {
 			var derr error
 			err := tx.AscendRange("", lo, hi, func(k, v string) bool {
 				var r Reading
-				if derr = json.Unmarshal([]byte(v), &r); derr != nil {
+				if derr = parseReading(v, &r); derr != nil {
 					derr = fmt.Errorf("decode %s: %w", k, derr)
 					return false
 				}

@@ -81,7 +81,7 @@ const (
 )
 
 // num pads n so that keys sort numerically.
-func num(n uint64) string { return fmt.Sprintf("%020d", n) }
+func num(n uint64) string { return string(appendNum(make([]byte, 0, 20), n)) }
 
 // prefixEnd returns the smallest key greater than every key with prefix p (p ends in ':').
 func prefixEnd(p string) string { return p[:len(p)-1] + ";" }
@@ -95,14 +95,14 @@ func get(tx *buntdb.Tx, key string, v any) (ok bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("get %s: %w", key, err)
 	}
-	if err := json.Unmarshal([]byte(s), v); err != nil {
+	if err := decode(s, v); err != nil {
 		return false, fmt.Errorf("decode %s: %w", key, err)
 	}
 	return true, nil
 }
 
 func set(tx *buntdb.Tx, key string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
@@ -129,7 +129,7 @@ func list[T any](tx *buntdb.Tx, prefix string) ([]T, error) {
 	var derr error
 	err := tx.AscendRange("", prefix, prefixEnd(prefix), func(k, v string) bool {
 		var x T
-		if err := json.Unmarshal([]byte(v), &x); err != nil {
+		if err := decode(v, &x); err != nil {
 			derr = fmt.Errorf("decode %s: %w", k, err)
 			return false
 		}
@@ -142,4 +142,26 @@ func list[T any](tx *buntdb.Tx, prefix string) ([]T, error) {
 	return out, derr
 }
 
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+// decode decodes a stored value into v: readings and held records from their rows
+// (codec.go), everything else from JSON.
+func decode(s string, v any) error {
+	switch x := v.(type) {
+	case *Reading:
+		return parseReading(s, x)
+	case *Held:
+		return parseHeld(s, x)
+	}
+	return json.Unmarshal([]byte(s), v)
+}
+
+// encode encodes a value to store: readings and held records as rows (codec.go),
+// everything else as JSON.
+func encode(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case Reading:
+		return appendReading(nil, &x), nil
+	case Held:
+		return appendHeld(nil, &x)
+	}
+	return json.Marshal(v)
+}

@@ -156,7 +156,7 @@ func (t *Tx) MeterReadings(meter wire.MeterID, fromMS, toMS int64, limit int) ([
 }
 
 func decodeReading(k, v string, r *Reading) error {
-	if err := jsonUnmarshal(v, r); err != nil {
+	if err := parseReading(v, r); err != nil {
 		return fmt.Errorf("decode %s: %w", k, err)
 	}
 	return nil
