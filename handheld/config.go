@@ -10,12 +10,17 @@ import (
 
 // Config sets up a handheld.
 type Config struct {
-	ID          string        // handheld id, e.g. H01; required
-	MQTTSNAddr  string        // UDP address of the MQTT-SN gateway; default 127.0.0.1:1885
-	Serial      string        // serial radio device for a second gateway on the radio (empty: none)
-	RadioNode   uint16        // the handheld's node address on the serial radio; default 1
-	PDAURL      string        // the PDA's local listener; default tcp://127.0.0.1:1884
-	Key         string        // the handheld's password on the PDA listener (secret; env METERLINK_HANDHELD_KEY)
+	ID         string // handheld id, e.g. H01; required
+	MQTTSNAddr string // UDP address of the MQTT-SN gateway; default 127.0.0.1:1885
+	Serial     string // serial radio device for a second gateway on the radio (empty: none)
+	RadioNode  uint16 // the handheld's node address on the serial radio; default 1
+	PDAURL     string // the PDA's local listener; default tcp://127.0.0.1:1884
+	// Key is the handheld's depot key (secret; env METERLINK_HANDHELD_KEY): 64 hex digits are
+	// K_hh (security.md §12), which opens the PDA's tickets and from which the password on the
+	// PDA listener derives. Any other value is only a listener password, and such a handheld
+	// never gets a link: it sends nothing upstream.
+	Key         string
+	KeyVer      byte          // key_ver of K_hh; default 1
 	StorePath   string        // buntdb outbox file; ":memory:" keeps nothing across restarts
 	BatchMax    int           // records per upstream batch; default 200, 1..wire.MaxBatchRecords
 	BatchWait   time.Duration // how long a new record waits for others to share its batch; default 50ms
@@ -50,6 +55,7 @@ func DefaultConfig() Config {
 		ResendAfter: 15 * time.Second,
 		Retry:       2 * time.Second,
 		RadioNode:   1,
+		KeyVer:      1,
 
 		JobRetry:     5 * time.Second,
 		JobRetryMax:  2 * time.Minute,

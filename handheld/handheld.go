@@ -16,10 +16,13 @@
 //   - a JSON control API on loopback for `meterlink hh` (control.go).
 //
 // Topics (package topic): on the radio it receives radio-readings, radio-frozen, radio-events
-// and radio-cmd-acks and sends radio-commands; on the PDA listener it publishes hh-records,
-// hh-query and hh-jobs and subscribes to hh-ack, hh-answer and hh-groups. Stores (buntdb, one
-// file): the outbox of records, groups, jobs, job events, cached answers, each meter's last
-// reading and the on-site warnings.
+// and radio-cmd-acks and sends radio-commands; on the PDA listener it publishes hh-hs-up,
+// hh-records, hh-query and hh-jobs and subscribes to hh-hs-down, hh-ack, hh-answer and
+// hh-groups. Everything but the link handshake is sealed under its link with the PDA, which
+// only a PDA holding an ops-issued ticket for this handheld can set up (hhlink.go, security.md
+// §12). Stores (buntdb, one file): the outbox of records, groups, jobs, job events, cached
+// answers, each meter's last reading, the on-site warnings and the ticket state
+// (min_ticket_seq, clock floor, lockout).
 package handheld
 
 import (
@@ -50,7 +53,7 @@ type Handheld struct {
 	conn   net.PacketConn    // UDP
 	serial net.PacketConn    // serial radio, if configured
 	gws    []*mqttsn.Gateway // one per transport, sharing the outbox
-	pda    *bus.Client
+	pda    *pdaLink          // the PDA listener with the link on top (hhlink.go)
 	groups *groups
 	jobs   *jobs
 	events *jobEvents
@@ -141,12 +144,18 @@ func New(cfg Config, log *slog.Logger) (*Handheld, error) {
 		}
 		h.gws = append(h.gws, gw)
 	}
-	h.pda, err = bus.New(bus.Config{
+	pw := listenerPassword(cfg.ID, cfg.Key)
+	c, err := bus.New(bus.Config{
 		URL: cfg.PDAURL, ClientID: cfg.ID, Username: cfg.ID,
-		Password: func() string { return cfg.Key }, CleanSession: false, Logger: log,
+		Password: func() string { return pw }, CleanSession: false, Logger: log,
 		OnConnect: h.wake,
 	})
 	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	if h.pda, err = newPDALink(h, c); err != nil {
+		c.Close()
 		h.Close()
 		return nil, err
 	}
@@ -402,6 +411,9 @@ func (h *Handheld) uplink(ctx context.Context) {
 			h.log.Error("subscribe failed", "topic", s.topic, "err", err)
 		}
 	}
+	if err := h.pda.subscribeHS(ctx); err != nil {
+		h.log.Error("subscribe failed", "topic", topic.HHHandshakeDown(h.cfg.ID), "err", err)
+	}
 	backoff := 200 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -421,10 +433,16 @@ func (h *Handheld) uplink(ctx context.Context) {
 	h.log.Info("pda link up", "pda_url", h.cfg.PDAURL)
 	resend := time.NewTicker(h.cfg.ResendAfter / 2)
 	defer resend.Stop()
+	linkTick := time.NewTicker(askFirst / 2)
+	defer linkTick.Stop()
+	h.pda.maintain(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-linkTick.C:
+			h.pda.maintain(ctx)
+			continue
 		case <-h.kick:
 			if h.cfg.BatchWait > 0 {
 				select {

@@ -17,8 +17,8 @@ import (
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := DefaultConfig()
 	fs := cmdline.NewFlagSet("handheld", "Runs the handheld: the MQTT-SN gateway the terminals talk to, and the outbox that\n"+
-		"reports their records to ops through the PDA. The password on the PDA listener comes\n"+
-		"from METERLINK_HANDHELD_KEY.", stderr)
+		"reports their records to ops through the PDA. Its depot key K_hh (64 hex digits) comes\n"+
+		"from METERLINK_HANDHELD_KEY; its password on the PDA listener derives from it.", stderr)
 	var (
 		lc      cmdline.LogConfig
 		dataDir = fs.String("data-dir", "./meterlink-data", "directory for the handheld's outbox")

@@ -135,6 +135,11 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 		return nil, err
 	}
 	sec.overrideFrom(getenv)
+	// The depot: the lab's handheld gets its K_hh, derived from K_master as ops derives it.
+	if err := sec.depotKey(cfg.DataDir, cfg.HandheldID, ops.HHKeyVer); err != nil {
+		return nil, err
+	}
+	hhMaster, _ := hex.DecodeString(sec.HHMaster)
 	sid, err := hex.DecodeString(sec.SID)
 	if err != nil || len(sid) != 32 {
 		return nil, errors.New("the lab's PDA SID₀: want 64 hex digits")
@@ -175,7 +180,7 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 	if cfg.runs(PartOps) {
 		oc := ops.DefaultConfig()
 		oc.BrokerURL, oc.ClientID, oc.Password = "tcp://"+cfg.MQTTAddr, "ops-lab", sec.OpsPassword
-		oc.HTTPAddr, oc.DataDir, oc.OpsKey = cfg.HTTPAddr, cfg.DataDir, opsPriv
+		oc.HTTPAddr, oc.DataDir, oc.OpsKey, oc.HHMasterKey = cfg.HTTPAddr, cfg.DataDir, opsPriv, hhMaster
 		// The lab's PDA restarts often (tests stop it with handshakes in flight): a larger
 		// HS_INIT burst than security.md §9's 5 keeps it from waiting for the 1/min refill.
 		oc.HandshakeBurst = 30
@@ -190,6 +195,9 @@ func New(ctx context.Context, cfg Config, getenv func(string) string, log *slog.
 		// SID₀ is provisioned once: a restarted lab keeps the rotated SIDs.
 		if _, err = l.Ops.EnsurePDA(cfg.PDAID, sid); err != nil {
 			return nil, fmt.Errorf("provision the lab's pda: %w", err)
+		}
+		if err = l.Ops.AssignHandheld(cfg.HandheldID, cfg.PDAID); err != nil {
+			return nil, fmt.Errorf("assign the lab's handheld: %w", err)
 		}
 		if l.Broker != nil {
 			b := l.Broker

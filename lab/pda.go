@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meterlink/meterlink/broker"
+	"github.com/meterlink/meterlink/noisehs"
 	pdabridge "github.com/meterlink/meterlink/pda-bridge"
 	"github.com/meterlink/meterlink/topic"
 )
@@ -24,7 +26,7 @@ type pdaSetup struct {
 	Listen      string   // local listener address
 	UpstreamURL string
 	Handhelds   []string
-	HandheldKey string // the bound handhelds' password on the listener
+	HandheldKey string // the bound handhelds' depot key K_hh (64 hex digits; their listener password derives from it) or plain password
 	BridgeKey   string // the bridge's own password on the listener
 	DataDir     string
 	ResendAfter time.Duration
@@ -43,7 +45,7 @@ func startPDA(s pdaSetup, log *slog.Logger) (*broker.Broker, *pdabridge.Bridge, 
 	bridgeUser := s.ID + "-bridge"
 	bc.Accounts = []broker.Account{{Username: bridgeUser, Password: []byte(s.BridgeKey), Role: topic.RoleBridge}}
 	for _, h := range s.Handhelds {
-		bc.Accounts = append(bc.Accounts, broker.Account{Username: h, Password: []byte(s.HandheldKey), Role: topic.RoleHandheld, ID: h})
+		bc.Accounts = append(bc.Accounts, broker.Account{Username: h, Password: []byte(listenerPassword(h, s.HandheldKey)), Role: topic.RoleHandheld, ID: h})
 	}
 	ln, err := broker.New(bc, log.With("part", "pda-listener"))
 	if err != nil {
@@ -69,6 +71,16 @@ func startPDA(s pdaSetup, log *slog.Logger) (*broker.Broker, *pdabridge.Bridge, 
 		return nil, nil, err
 	}
 	return ln, br, nil
+}
+
+// listenerPassword is a handheld's password on the PDA listener: derived from its depot key
+// K_hh when key is one (security.md §12), so the listener never holds K_hh; else key itself.
+func listenerPassword(hh, key string) string {
+	k, err := hex.DecodeString(key)
+	if err != nil || len(k) != 32 {
+		return key
+	}
+	return noisehs.HHListenerPassword([32]byte(k), noisehs.HHIDFromText(hh))
 }
 
 // PDABridgeMain runs `meterlink pda-bridge`: the PDA's local listener for handhelds and the

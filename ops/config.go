@@ -42,7 +42,14 @@ type Config struct {
 	// HandshakeBurst is the burst of each PDA's HS_INIT token bucket (security.md §9, one more
 	// per minute); default 5.
 	HandshakeBurst int
+	// HHMasterKey is K_master, 32 bytes (secret, from HHMasterEnv as hex), from which each
+	// handheld's depot key K_hh derives (security.md §12); empty: generated once and kept in
+	// the store.
+	HHMasterKey []byte
 }
+
+// HHMasterEnv is the environment variable that may hold K_master (64 hex digits).
+const HHMasterEnv = "METERLINK_HH_MASTER"
 
 // OpsKeyEnv is the environment variable that may hold S_ops' private key (64 hex digits).
 const OpsKeyEnv = "METERLINK_OPS_KEY"
@@ -111,6 +118,9 @@ func (c Config) Validate() error {
 	if n := len(c.OpsKey); n != 0 && n != 32 {
 		errs = append(errs, fmt.Errorf("%s: want 64 hex digits, got %d bytes", OpsKeyEnv, n))
 	}
+	if n := len(c.HHMasterKey); n != 0 && n != 32 {
+		errs = append(errs, fmt.Errorf("%s: want 64 hex digits, got %d bytes", HHMasterEnv, n))
+	}
 	if c.TierYearStart != "" {
 		if _, err := billing.ParseMonthDay(c.TierYearStart); err != nil {
 			errs = append(errs, fmt.Errorf("tier-year-start %w", err))
@@ -136,6 +146,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("username", c.Username),
 		slog.Bool("password_set", c.Password != ""),
 		slog.Bool("ops_key_set", len(c.OpsKey) > 0),
+		slog.Bool("hh_master_set", len(c.HHMasterKey) > 0),
 		slog.String("group", c.Group),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("data_dir", c.DataDir),

@@ -158,6 +158,8 @@ func (o *Ops) handleUp(ctx context.Context, t string, payload []byte) error {
 		return o.handleQuery(ctx, pdaID, rec)
 	case noisehs.KindJobEvents:
 		return o.handleJobEvents(pdaID, rec)
+	case noisehs.KindTicketRequest:
+		return o.handleTicketRequest(pdaID, rec)
 	}
 	return drop(dropKind, "record kind %#02x", byte(rec.Kind))
 }

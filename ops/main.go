@@ -46,6 +46,13 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		cfg.OpsKey = key
 	}
+	if k := getenv(HHMasterEnv); k != "" {
+		key, err := hex.DecodeString(k)
+		if err != nil {
+			return fmt.Errorf("%s: want 64 hex digits", HHMasterEnv)
+		}
+		cfg.HHMasterKey = key
+	}
 	if err := errors.Join(cfg.Validate(), lc.Validate()); err != nil {
 		return err
 	}

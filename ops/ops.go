@@ -86,12 +86,13 @@ type Ops struct {
 
 	// The business side (newBusiness, afterStore): it works in store transactions, so it
 	// holds the buntdb store itself rather than the storage interface.
-	db     *store.DB
-	ledger *billing.Ledger
-	vee    *vee.Validator
-	query  *query.Responder
-	sec    *seclink.Link // the SECLINK/1 endpoint (seclink.go)
-	relay  relay         // groups pushed to handhelds (jobs.go)
+	db      *store.DB
+	ledger  *billing.Ledger
+	vee     *vee.Validator
+	query   *query.Responder
+	sec     *seclink.Link // the SECLINK/1 endpoint (seclink.go)
+	relay   relay         // groups pushed to handhelds (jobs.go)
+	tickets tickets       // handheld tickets (tickets.go)
 
 	out       chan outMsg // ingest's publications, drained by Run's publisher
 	connected atomic.Bool
@@ -147,10 +148,15 @@ func New(cfg Config, log *slog.Logger) (*Ops, error) {
 		st.Close()
 		return nil, err
 	}
+	if o.tickets, err = newTickets(cfg, st, o); err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	o.api = api.New(api.Config{
 		Store: st, Metrics: o.metrics, Logger: log, Now: func() time.Time { return o.now() }, Rand: rand.Reader,
 		Health: func() api.Health { return api.Health{Status: "ok", BrokerConnected: o.connected.Load()} },
-		PDAs:   o,
+		PDAs:   pdaAdmin{o},
 		Biz:    o.business(),
 	})
 	log.Info("ops ready", "config", cfg, "http_addr", ln.Addr().String(), "store", path)

@@ -7,15 +7,19 @@
 // handheld. It relays a handheld's real-time queries at once, never storing them, and ops'
 // answers and groups back (relay.go). Records of a handheld that is not bound to this PDA
 // never leave it; nothing from ops is accepted unless it opens under a session's keys.
+// Handhelds are bound by ops-issued tickets (security.md §12, hhbind.go): the bridge asks ops
+// for each bound handheld's ticket (TICKET_REQUEST), links the handheld with it (NNpsk0 keyed
+// by the ticket's k_bind), and relays nothing to or from a handheld without that link; every
+// handheld message is a link record.
 //
-// Topics (package topic): on the local listener it subscribes to hh-records, hh-jobs and
-// hh-query and publishes hh-ack, hh-answer and hh-groups; upstream it publishes pda-hs-up
+// Topics (package topic): on the local listener it subscribes to hh-hs-up, hh-records, hh-jobs
+// and hh-query and publishes hh-hs-down, hh-ack, hh-answer and hh-groups; upstream it publishes pda-hs-up
 // (HS_INIT) and pda-up (DATA: CONFIRM, then batches, job events and queries), and subscribes
 // to pda-hs-down (HS_RESP) and pda-down (DATA: COMMIT, acknowledgements, answers, groups). Its
 // broker password derives from the SID it would use next (§11) and is computed on every
 // reconnect. Stores (one buntdb file, fsync on every write): the outbox and the security
-// unit's state (S_pda, cur and pending SIDs, hs_counter), saved before anything that depends
-// on it is sent.
+// unit's state (S_pda, cur and pending SIDs, hs_counter, the handhelds' tickets with their
+// k_bind), saved before anything that depends on it is sent.
 package pdabridge
 
 import (
@@ -49,6 +53,7 @@ type Bridge struct {
 	link     link                 // SECLINK/1 handshake and sessions (link.go)
 	inflight map[string]time.Time // batch id → sent upstream
 	queries  map[string]query     // query id → the handheld that asked, until its deadline (relay.go)
+	bind     binding              // tickets and links of the bound handhelds (hhbind.go)
 	stats    Stats
 
 	closeOnce sync.Once
@@ -73,6 +78,9 @@ type Stats struct {
 	Handshakes int // HS_INITs sent
 	Sessions   int // handshakes completed
 	Rotations  int // SIDs committed after ops proved the new session
+	Tickets    int // handheld tickets received from ops
+	Links      int // handheld link handshakes completed
+	Unlinked   int // handheld messages dropped: no link, or not sealed under it
 }
 
 // New opens the outbox and the security unit (creating S_pda from SID₀ on first use) and
@@ -93,6 +101,7 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 	}
 	b := &Bridge{cfg: cfg, log: log, pda: noisehs.PDAIDFromText(cfg.ID), unit: u, box: box,
 		kick: make(chan struct{}, 1), inflight: map[string]time.Time{}, queries: map[string]query{}}
+	b.loadTickets()
 	b.local, err = bus.New(bus.Config{
 		URL: cfg.LocalURL, ClientID: cfg.ID + "-bridge", Username: cfg.ID + "-bridge",
 		Password: func() string { return cfg.LocalPassword }, Logger: log,
@@ -144,13 +153,16 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer b.Close()
 	// Subscriptions are registered before connecting, so messages queued in the persistent
 	// sessions find their handlers at once.
-	if err := b.local.Subscribe(ctx, topic.HHRecordsAll, 1, b.onRecords); err != nil {
+	if err := b.local.Subscribe(ctx, topic.HHHandshakeUpAll, 1, b.onHSUp); err != nil {
+		return fmt.Errorf("subscribe to handheld link handshakes: %w", err)
+	}
+	if err := b.local.Subscribe(ctx, topic.HHRecordsAll, 1, b.linked(b.onRecords)); err != nil {
 		return fmt.Errorf("subscribe to handheld records: %w", err)
 	}
-	if err := b.local.Subscribe(ctx, topic.HHJobsAll, 1, b.onJobs); err != nil {
+	if err := b.local.Subscribe(ctx, topic.HHJobsAll, 1, b.linked(b.onJobs)); err != nil {
 		return fmt.Errorf("subscribe to handheld job events: %w", err)
 	}
-	if err := b.local.Subscribe(ctx, topic.HHQueryAll, 1, b.onQuery); err != nil {
+	if err := b.local.Subscribe(ctx, topic.HHQueryAll, 1, b.linked(b.onQuery)); err != nil {
 		return fmt.Errorf("subscribe to handheld queries: %w", err)
 	}
 	if err := b.up.Subscribe(ctx, topic.PDAHandshakeDown(b.cfg.ID), 1, b.onHSDown); err != nil {
@@ -177,6 +189,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		b.maintain(ctx)
+		b.maintainHH(ctx)
 		b.forward(ctx)
 	}
 }
@@ -312,6 +325,8 @@ func (b *Bridge) onDown(ctx context.Context, m bus.Message) error {
 		return b.onAnswer(ctx, rec)
 	case noisehs.KindGroups:
 		return b.onGroups(ctx, rec)
+	case noisehs.KindTicket:
+		return b.onTicket(rec)
 	case noisehs.KindWireAck:
 	default:
 		b.unroutable("unsupported kind", "kind", byte(rec.Kind))
@@ -334,7 +349,7 @@ func (b *Bridge) onDown(ctx context.Context, m bus.Message) error {
 	body, _ := json.Marshal(ack)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := b.local.Publish(pctx, topic.HHAck(hh), 1, false, body); err != nil {
+	if err := b.publishHH(pctx, hh, topic.HHAck(hh), noisehs.KindWireAck, body); err != nil {
 		b.log.Warn("acknowledgement not relayed", "batch_id", ack.ID, "err", err) // ops acknowledges the resend
 		return nil
 	}

@@ -23,7 +23,7 @@ type Flags struct {
 
 // ParseFlags reads the pda-bridge flags and environment: METERLINK_SID (SID₀, 64 hex digits;
 // needed on first start only), METERLINK_OPS_PUBLIC_KEY (or -ops-public-key: S_ops public, 64
-// hex digits), METERLINK_HANDHELD_KEY (the bound handhelds' password on the local listener)
+// hex digits), METERLINK_HANDHELD_KEY (a bound handheld's depot key K_hh, from which its listener password derives)
 // and METERLINK_BRIDGE_KEY (the bridge's own). It returns flag.ErrHelp after printing help.
 func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Flags, error) {
 	f := Flags{Config: DefaultConfig()}
@@ -31,7 +31,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Fl
 		"the SECLINK/1 link that forwards their records to ops sealed under keys derived from the\n"+
 		"PDA's security identifier (SID), which rotates on every handshake. Secrets come from the\n"+
 		"environment: METERLINK_SID (SID₀, 64 hex digits from ops; first start only),\n"+
-		"METERLINK_HANDHELD_KEY (handhelds' password here), METERLINK_BRIDGE_KEY (optional).", stderr)
+		"METERLINK_HANDHELD_KEY (handheld depot key; its listener password derives), METERLINK_BRIDGE_KEY (optional).", stderr)
 	var handhelds, opsPub string
 	opsKey := int(f.OpsKey)
 	fs.StringVar(&f.ID, "id", "P01", "PDA id")

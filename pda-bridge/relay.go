@@ -185,7 +185,7 @@ func (b *Bridge) onAnswer(ctx context.Context, rec noisehs.Record) error {
 		b.unroutable("answer for a handheld not bound to this pda", "query_id", a.ID, "handheld_id", w.hh)
 		return nil
 	}
-	b.relayDown(ctx, topic.HHAnswer(w.hh), rec.Body, "query_id", a.ID)
+	b.relayDown(ctx, w.hh, topic.HHAnswer(w.hh), noisehs.KindAnswer, rec.Body, "query_id", a.ID)
 	return nil
 }
 
@@ -201,16 +201,17 @@ func (b *Bridge) onGroups(ctx context.Context, rec noisehs.Record) error {
 		b.unroutable("groups for a handheld not bound to this pda", "handheld_id", hh)
 		return nil
 	}
-	b.relayDown(ctx, topic.HHGroups(hh), rec.Body, "handheld_id", hh, "groups", len(gs.Groups))
+	b.relayDown(ctx, hh, topic.HHGroups(hh), noisehs.KindGroups, rec.Body, "handheld_id", hh, "groups", len(gs.Groups))
 	return nil
 }
 
-// relayDown publishes a record's body to a handheld on the local listener. A failure is
-// logged: the handheld answers offline, and ops pushes groups again later.
-func (b *Bridge) relayDown(ctx context.Context, t string, body []byte, logArgs ...any) {
+// relayDown seals a record's body under the handheld's link and publishes it on the local
+// listener. A failure (no link included) is logged: the handheld answers offline, and ops
+// pushes groups again later.
+func (b *Bridge) relayDown(ctx context.Context, hh, t string, kind noisehs.Kind, body []byte, logArgs ...any) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := b.local.Publish(pctx, t, 1, false, body); err != nil {
+	if err := b.publishHH(pctx, hh, t, kind, body); err != nil {
 		b.log.Warn("not relayed to the handheld", append([]any{"topic", t, "err", err}, logArgs...)...)
 		return
 	}

@@ -85,6 +85,15 @@ func HHJobs(hh string) string { return "meterlink/v1/hh/" + hh + "/up/jobs" }
 // HHGroups is meterlink/v1/hh/{hh}/down/groups.
 func HHGroups(hh string) string { return "meterlink/v1/hh/" + hh + "/down/groups" }
 
+// HHHandshakeDown is meterlink/v1/hh/{hh}/down/hs.
+func HHHandshakeDown(hh string) string { return "meterlink/v1/hh/" + hh + "/down/hs" }
+
+// HHHandshakeUp is meterlink/v1/hh/{hh}/up/hs.
+func HHHandshakeUp(hh string) string { return "meterlink/v1/hh/" + hh + "/up/hs" }
+
+// HHHandshakeUpAll is the filter the pda-bridge subscribes to for every handheld's link handshakes.
+const HHHandshakeUpAll = "meterlink/v1/hh/+/up/hs"
+
 // HHQueryAll is the filter the pda-bridge subscribes to for every handheld's queries.
 const HHQueryAll = "meterlink/v1/hh/+/up/query"
 

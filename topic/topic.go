@@ -152,6 +152,20 @@ var registry = []Spec{
 		Example: `{"v":1,"handheld":"H01","groups":[{"name":"D01","kind":"district","title":"1号台区","terminals":[{"id":"T0001","district":"D01","meters":[{"ch":1,"meter":"T0001-01","account":"AT0001-01"}]}]}]}`,
 	},
 	{
+		Name: "hh-hs-down", Pattern: "meterlink/v1/hh/{hh}/down/hs", Layer: LayerLocal,
+		Publisher: RoleBridge, Subscribers: []Role{RoleHandheld}, QoS: 1,
+		Payload: "SECLINK-HH/1 hello (0x01 0x11 ‖ sealed ticket ‖ NNpsk0 message 1) or link record (type 0x13, binary, security.md §12)",
+		Doc:     "The PDA's link handshake with a handheld, carrying the ops-issued ticket, then its link CONFIRM; until the link is up nothing else flows to or from the handheld.",
+		Example: "01 11 01 01 <hh_id 8> <ticket_id 16> <sealed 104> <e 32> <tag 16>",
+	},
+	{
+		Name: "hh-hs-up", Pattern: "meterlink/v1/hh/{hh}/up/hs", Layer: LayerLocal,
+		Publisher: RoleHandheld, Subscribers: []Role{RoleBridge}, QoS: 1,
+		Payload: "SECLINK-HH/1 reply (0x01 0x12 ‖ NNpsk0 message 2), link record (type 0x13) or a hello request (0x01 0x10)",
+		Doc:     "The handheld's answer to the PDA's link handshake and its link CONFIRM; a bare 0x01 0x10 asks the PDA for a new handshake after a restart.",
+		Example: "01 12 <e 32> <tag 16>",
+	},
+	{
 		Name: "pda-hs-up", Pattern: "meterlink/v1/pda/{pda}/hs/up", Layer: LayerUpstream,
 		Publisher: RolePDA, Subscribers: []Role{RoleOps}, QoS: 1,
 		Payload: "SECLINK/1 HS_INIT frame (binary, security.md)",

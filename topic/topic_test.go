@@ -52,6 +52,7 @@ func TestBuildersMatchPatterns(t *testing.T) {
 		"radio-events": RadioEvents("T1"), "radio-commands": RadioCommands("T1"),
 		"radio-cmd-acks": RadioCmdAcks("T1"), "hh-records": HHRecords("H1"), "hh-ack": HHAck("H1"),
 		"hh-query": HHQuery("H1"), "hh-answer": HHAnswer("H1"), "hh-jobs": HHJobs("H1"), "hh-groups": HHGroups("H1"),
+		"hh-hs-down": HHHandshakeDown("H1"), "hh-hs-up": HHHandshakeUp("H1"),
 		"pda-hs-up": PDAHandshakeUp("P1"), "pda-hs-down": PDAHandshakeDown("P1"),
 		"pda-up": PDAUp("P1"), "pda-down": PDADown("P1"),
 		"ops-readings": OpsReadings("D1", "T1"), "ops-status": OpsStatus("ops"), "ops-alerts": OpsAlerts("D1"),

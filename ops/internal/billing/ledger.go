@@ -74,22 +74,27 @@ func (l *Ledger) Charge(tx *store.Tx, rs []store.Reading, nowMS int64) ([]store.
 		start int64 // balance before this call
 	}
 	accts := map[store.AccountID]*acct{}
+	accountOf := map[wire.MeterID]store.AccountID{} // "" for a meter not found or without an account
 	var order []store.AccountID
 	var alerts []store.Alert
 	for _, r := range rs {
 		if r.Estimated || (r.Kind != wire.KindReading && r.Kind != wire.KindFrozen && r.Kind != store.KindManual) {
 			continue
 		}
-		m, err := tx.Meter(r.Meter)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && m.Account == "") {
+		account, ok := accountOf[r.Meter]
+		if !ok {
+			m, err := tx.Meter(r.Meter)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			account, accountOf[r.Meter] = m.Account, m.Account
+		}
+		if account == "" {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		ac, ok := accts[m.Account]
+		ac, ok := accts[account]
 		if !ok {
-			a, err := tx.Account(m.Account)
+			a, err := tx.Account(account)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -103,8 +108,8 @@ func (l *Ledger) Charge(tx *store.Tx, rs []store.Reading, nowMS int64) ([]store.
 			if ac.st.Meters == nil {
 				ac.st.Meters = map[wire.MeterID]*cursor{}
 			}
-			accts[m.Account] = ac
-			order = append(order, m.Account)
+			accts[account] = ac
+			order = append(order, account)
 		}
 		if ac.a.Payment != store.Prepaid {
 			continue

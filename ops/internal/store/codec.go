@@ -18,6 +18,9 @@ import (
 //
 //	Reading: 0x01 ts_ms district terminal seq kind freeze_date ch(1 byte) meter pulses
 //	         energy_wh constant multiplier flags(1 byte: 1 estimated) reader
+//	Meter:   0x01 id terminal ch(1 byte) account
+//	Terminal: 0x01 id district n+1 (0: no channel list), n × (ch(1 byte) meter constant base_wh
+//	         multiplier)
 //	Held:    0x01 received_ms district terminal seq kind ts_ms freeze_date n, n × (ch(1 byte)
 //	         meter pulses energy_wh constant multiplier flags(1 byte: 1 estimated)),
 //	         event (JSON, empty if none) cmd_ack (JSON, empty if none)
@@ -224,6 +227,67 @@ func parseHeld(v string, h *Held) error {
 		if err := json.Unmarshal([]byte(j), rec.CmdAck); err != nil {
 			return err
 		}
+	}
+	return r.done()
+}
+
+// appendMeter appends the binary row of a meter: ingest's charging looks up the meter of
+// every reading for its account.
+func appendMeter(b []byte, m *Meter) []byte {
+	b = append(b, rowV1)
+	b = appendString(b, string(m.ID))
+	b = appendString(b, string(m.Terminal))
+	b = append(b, m.Channel)
+	return appendString(b, string(m.Account))
+}
+
+// parseMeter decodes a meter row, binary or JSON.
+func parseMeter(v string, m *Meter) error {
+	if len(v) == 0 || v[0] != rowV1 {
+		return json.Unmarshal([]byte(v), m)
+	}
+	r := rowReader{s: v, i: 1}
+	*m = Meter{ID: wire.MeterID(r.string()), Terminal: wire.TerminalID(r.string()), Channel: r.byte(), Account: AccountID(r.string())}
+	return r.done()
+}
+
+// appendTerminal appends the binary row of a terminal: Apply looks up the terminal (for its
+// district) of every record.
+func appendTerminal(b []byte, t *Terminal) []byte {
+	b = append(b, rowV1)
+	b = appendString(b, string(t.ID))
+	b = appendString(b, string(t.District))
+	n := uint64(len(t.Channels)) + 1
+	if t.Channels == nil {
+		n = 0 // JSON tells null from [], so the row does too
+	}
+	b = appendUvarint(b, n)
+	for _, c := range t.Channels {
+		b = append(b, c.Channel)
+		b = appendString(b, string(c.Meter))
+		b = appendUvarint(b, uint64(c.Constant))
+		b = appendVarint(b, c.BaseWh)
+		b = appendUvarint(b, uint64(c.Multiplier))
+	}
+	return b
+}
+
+// parseTerminal decodes a terminal row, binary or JSON.
+func parseTerminal(v string, t *Terminal) error {
+	if len(v) == 0 || v[0] != rowV1 {
+		return json.Unmarshal([]byte(v), t)
+	}
+	r := rowReader{s: v, i: 1}
+	*t = Terminal{ID: wire.TerminalID(r.string()), District: wire.DistrictID(r.string())}
+	n := r.uvarint()
+	if n > uint64(len(v)) {
+		return errCorrupt
+	}
+	if n > 0 {
+		t.Channels = make([]Channel, n-1)
+	}
+	for i := range t.Channels {
+		t.Channels[i] = Channel{Channel: r.byte(), Meter: wire.MeterID(r.string()), Constant: r.uint32(), BaseWh: r.varint(), Multiplier: r.uint32()}
 	}
 	return r.done()
 }

@@ -9,13 +9,22 @@
 //
 // Key layout (ids never hold ':', see [wire.ValidID]; numbers are zero-padded to sort):
 //
-//	d:{district}  t:{terminal}  m:{meter}  a:{account}  p:{pda}   entities (JSON)
-//	r:{terminal}:{seq}                        a held record (JSON); the de-duplication key
+//	d:{district}  a:{account}  p:{pda}        entities (JSON)
+//	t:{terminal}  m:{meter}                   entities (binary rows)
+//	r:{terminal}:{seq}                        a held record (binary row); the de-duplication key
 //	rt:{terminal}:{ts}:{seq}                  time index per terminal (empty value)
 //	rd:{district}:{ts}:{terminal}:{seq}       time index per district (empty value)
 //	rg:{ts}:{terminal}:{seq}                  global time index, also drives retention
-//	rm:{meter}:{ts}:{terminal}:{seq}:{ch}     one meter's reading (JSON [Reading])
-//	l:{meter}                                 the meter's latest reading (JSON [Reading])
+//	rm:{meter}:{ts}:{terminal}:{seq}:{ch}     one meter's reading (binary [Reading] row)
+//	l:{meter}                                 the meter's latest reading (binary [Reading] row)
+//	s:{kind}:{id}                             component state ([State]; binary or JSON)
+//
+// Stored format: the rows that ingest reads or writes for every record (r:, rm:, l:, t:,
+// m:, and the states whose types have a binary form) are compact binary rows starting with
+// a format byte (codec.go), not JSON, since 2026-11-24. JSON rows written before still
+// read, so a store from the first builds opens unchanged and becomes binary as it is
+// written; a store written since cannot be read by a build older than that date. The API
+// answers in JSON as before.
 package store
 
 import (
@@ -142,26 +151,34 @@ func list[T any](tx *buntdb.Tx, prefix string) ([]T, error) {
 	return out, derr
 }
 
-// decode decodes a stored value into v: readings and held records from their rows
-// (codec.go), everything else from JSON.
+// decode decodes a stored value into v: readings, held records, meters and terminals from
+// their rows (codec.go), everything else from JSON.
 func decode(s string, v any) error {
 	switch x := v.(type) {
 	case *Reading:
 		return parseReading(s, x)
 	case *Held:
 		return parseHeld(s, x)
+	case *Meter:
+		return parseMeter(s, x)
+	case *Terminal:
+		return parseTerminal(s, x)
 	}
 	return json.Unmarshal([]byte(s), v)
 }
 
-// encode encodes a value to store: readings and held records as rows (codec.go),
-// everything else as JSON.
+// encode encodes a value to store: readings, held records, meters and terminals as rows
+// (codec.go), everything else as JSON. A pointer is stored as JSON, which decode reads too.
 func encode(v any) ([]byte, error) {
 	switch x := v.(type) {
 	case Reading:
 		return appendReading(nil, &x), nil
 	case Held:
 		return appendHeld(nil, &x)
+	case Meter:
+		return appendMeter(nil, &x), nil
+	case Terminal:
+		return appendTerminal(nil, &x), nil
 	}
 	return json.Marshal(v)
 }

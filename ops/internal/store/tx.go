@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -100,14 +102,47 @@ func (t *Tx) SetBalance(id AccountID, balanceFen int64) (Account, error) {
 
 func stateKey(kind State, id string) string { return "s:" + string(kind) + ":" + id }
 
-// State decodes the state of kind for id into v; ok is false when there is none yet.
+// State decodes the state of kind for id into v; ok is false when there is none yet. A
+// state written by SetState from an [encoding.BinaryAppender] is decoded with v's
+// UnmarshalBinary; one written as JSON (by an older version, or a type without a binary
+// form) with encoding/json.
 func (t *Tx) State(kind State, id string, v any) (ok bool, err error) {
-	return get(t.tx, stateKey(kind, id), v)
+	key := stateKey(kind, id)
+	s, err := t.tx.Get(key)
+	if errors.Is(err, buntdb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", key, err)
+	}
+	if u, isBin := v.(encoding.BinaryUnmarshaler); isBin && len(s) > 0 && s[0] == rowV1 {
+		err = u.UnmarshalBinary([]byte(s[1:]))
+	} else {
+		err = json.Unmarshal([]byte(s), v)
+	}
+	if err != nil {
+		return false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
 }
 
-// SetState stores the state of kind for id.
+// SetState stores the state of kind for id: in its binary form (a format byte, then
+// AppendBinary) when v is an [encoding.BinaryAppender], as JSON otherwise. States are read
+// and written for every reading ingested, so the hot ones have a binary form.
 func (t *Tx) SetState(kind State, id string, v any) error {
-	return set(t.tx, stateKey(kind, id), v)
+	a, isBin := v.(encoding.BinaryAppender)
+	if !isBin {
+		return set(t.tx, stateKey(kind, id), v)
+	}
+	key := stateKey(kind, id)
+	b, err := a.AppendBinary([]byte{rowV1})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if _, _, err := t.tx.Set(key, string(b), nil); err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
 }
 
 // Latest returns a meter's latest reading; ok is false when it has none.
