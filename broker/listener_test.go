@@ -109,6 +109,8 @@ func TestOversizePacketRefused(t *testing.T) {
 		}
 		return nil
 	})
+	// The first client would reconnect by itself and take the client id back from p2.
+	p.Close()
 	p2 := login(t, b.URL(), "P01", "P01")
 	if err := p2.Publish(ctx5(t), topic.PDAUp("P01"), 1, false, make([]byte, 4000)); err != nil {
 		t.Fatal(err)
