@@ -294,37 +294,47 @@ func decodeTopicField(t TopicIDType, b []byte) (name string, id uint16, err erro
 	return "", be16(b), nil
 }
 
-func decodeSubscribe(b []byte) (Packet, error) {
+// topicRequest is the body SUBSCRIBE and UNSUBSCRIBE share: Flags MsgId TopicName|TopicId.
+type topicRequest struct {
+	flags byte
+	tt    TopicIDType
+	msgID uint16
+	name  string
+	id    uint16
+}
+
+func decodeTopicRequest(b []byte, what string) (topicRequest, error) {
 	if len(b) < 3 {
-		return nil, fmt.Errorf("%w: SUBSCRIBE body %d bytes", ErrTruncated, len(b))
+		return topicRequest{}, fmt.Errorf("%w: %s body %d bytes", ErrTruncated, what, len(b))
 	}
 	tt, err := topicTypeFromFlags(b[0])
 	if err != nil {
-		return nil, err
+		return topicRequest{}, err
 	}
 	name, id, err := decodeTopicField(tt, b[3:])
+	if err != nil {
+		return topicRequest{}, err
+	}
+	return topicRequest{flags: b[0], tt: tt, msgID: be16(b[1:]), name: name, id: id}, nil
+}
+
+func decodeSubscribe(b []byte) (Packet, error) {
+	r, err := decodeTopicRequest(b, "SUBSCRIBE")
 	if err != nil {
 		return nil, err
 	}
 	return &Subscribe{
-		DUP: b[0]&flagDUP != 0, QoS: qosFromFlags(b[0]), TopicIDType: tt,
-		MsgID: be16(b[1:]), TopicName: name, TopicID: id,
+		DUP: r.flags&flagDUP != 0, QoS: qosFromFlags(r.flags), TopicIDType: r.tt,
+		MsgID: r.msgID, TopicName: r.name, TopicID: r.id,
 	}, nil
 }
 
 func decodeUnsubscribe(b []byte) (Packet, error) {
-	if len(b) < 3 {
-		return nil, fmt.Errorf("%w: UNSUBSCRIBE body %d bytes", ErrTruncated, len(b))
-	}
-	tt, err := topicTypeFromFlags(b[0])
+	r, err := decodeTopicRequest(b, "UNSUBSCRIBE")
 	if err != nil {
 		return nil, err
 	}
-	name, id, err := decodeTopicField(tt, b[3:])
-	if err != nil {
-		return nil, err
-	}
-	return &Unsubscribe{TopicIDType: tt, MsgID: be16(b[1:]), TopicName: name, TopicID: id}, nil
+	return &Unsubscribe{TopicIDType: r.tt, MsgID: r.msgID, TopicName: r.name, TopicID: r.id}, nil
 }
 
 func decodeSuback(b []byte) (Packet, error) {
